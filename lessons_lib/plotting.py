@@ -1,0 +1,58 @@
+"""Figure style shared by every lesson: captions live in the notebook, not in the plot."""
+
+from __future__ import annotations
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+
+# One colour per concept, so "LayerNorm" is the same colour in every chapter.
+COLORS: dict[str, str] = {
+    "layernorm": "#1f77b4",
+    "rmsnorm": "#17becf",
+    "batchnorm": "#ff7f0e",
+    "none": "#7f7f7f",
+    "plain": "#d62728",
+    "residual": "#2ca02c",
+    "pre-ln": "#2ca02c",
+    "post-ln": "#9467bd",
+    "naive": "#d62728",
+    "two-pass": "#1f77b4",
+    "welford": "#2ca02c",
+    "fused": "#2ca02c",
+    "unfused": "#d62728",
+}
+
+_STYLE = {
+    "figure.dpi": 100,
+    "savefig.dpi": 150,
+    "figure.figsize": (6.4, 3.6),
+    "figure.constrained_layout.use": True,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "lines.linewidth": 2,
+    "font.size": 10,
+    "legend.frameon": False,
+    "image.cmap": "RdBu_r",
+}
+
+
+def use_style() -> None:
+    """Apply the course's matplotlib style (call once, at the top of a lesson)."""
+    mpl.rcParams.update(_STYLE)
+
+
+def color(name: str) -> str:
+    """The course colour of a concept; a clear error for an unknown one."""
+    key = name.lower()
+    if key not in COLORS:
+        raise KeyError(f"name must be one of {sorted(COLORS)}, got {name!r}")
+    return COLORS[key]
+
+
+def subplots(nrows: int = 1, ncols: int = 1, **kwargs):
+    """`plt.subplots` with a width that grows with the number of columns."""
+    width = 6.4 if ncols == 1 else min(3.4 * ncols, 12.0)
+    kwargs.setdefault("figsize", (width, 3.4 * nrows if nrows > 1 else 3.6))
+    return plt.subplots(nrows, ncols, **kwargs)

@@ -1,0 +1,198 @@
+"""A small, explicit training loop for the lessons' CPU-sized models.
+
+`train(model, batches, loss_fn, config)` runs `config.steps` optimizer steps. `batches(step)`
+returns the step's batch and `loss_fn(model, batch)` its scalar loss, so one loop serves
+classification, language modelling and regression. The loop records a `History` and stops
+early (marking `diverged`) if the loss stops being finite.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lessons_lib._checks import check_choice, check_int, check_positive
+
+Batch = Any
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "linear", "cosine")
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 200
+    lr: float = 1e-3
+    optimizer: str = "adam"  # "sgd" | "adam" | "adamw"
+    momentum: float = 0.9  # SGD only
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam/AdamW only
+    weight_decay: float = 0.0
+    warmup_steps: int = 0  # linear warm-up from lr/warmup_steps to lr
+    schedule: str = "constant"  # decay after warm-up: "constant" | "linear" | "cosine"
+    grad_clip: float | None = None  # max global gradient norm, None for no clipping
+    progress: bool = True  # show a tqdm bar
+    desc: str = "training"
+
+    def __post_init__(self) -> None:
+        check_int("steps", self.steps, minimum=1)
+        check_positive("lr", self.lr)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_int("warmup_steps", self.warmup_steps)
+        check_positive("weight_decay", self.weight_decay, allow_zero=True)
+        if self.grad_clip is not None:
+            check_positive("grad_clip", self.grad_clip)
+
+
+@dataclass
+class History:
+    """What one run recorded, step by step."""
+
+    loss: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    grad_norm: list[float] = field(default_factory=list)  # global norm before clipping
+    diverged: bool = False
+
+    @property
+    def final_loss(self) -> float:
+        """Mean loss of the last 10% of steps (at least one): less noisy than the last step."""
+        if not self.loss:
+            raise ValueError("history is empty: no step was recorded")
+        if self.diverged:
+            return math.inf
+        k = max(1, len(self.loss) // 10)
+        return sum(self.loss[-k:]) / k
+
+    def steps_to(self, threshold: float) -> int | None:
+        """First step (1-based) whose loss is <= threshold, or None if never reached."""
+        for i, value in enumerate(self.loss, start=1):
+            if value <= threshold:
+                return i
+        return None
+
+
+def lr_at(step: int, config: TrainConfig) -> float:
+    """Learning rate for 0-based `step`: linear warm-up, then the configured decay."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    if config.schedule == "constant":
+        return config.lr
+    span = max(1, config.steps - config.warmup_steps)
+    progress = (step - config.warmup_steps) / span
+    if config.schedule == "linear":
+        return config.lr * (1.0 - progress)
+    return config.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
+    cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
+    return cls(params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+
+
+def progress_bar(total: int, desc: str, enabled: bool = True):
+    """tqdm's notebook-aware bar (a widget in Jupyter, text in a terminal or the built book)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not enabled, leave=False)
+
+
+def cross_entropy_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]):
+    """Default loss: `batch = (inputs, class_targets)`; logits may be (..., classes)."""
+    inputs, targets = batch
+    logits = model(inputs)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+
+def train(
+    model: nn.Module,
+    batches: Callable[[int], Batch],
+    loss_fn: Callable[[nn.Module, Batch], torch.Tensor] = cross_entropy_loss,
+    config: TrainConfig | None = None,
+    callbacks: Sequence[Callable[[int, nn.Module], None]] = (),
+) -> History:
+    """Train `model` in place; return the per-step history.
+
+    `callbacks` are called as `cb(step, model)` after each optimizer step (probes use this).
+    """
+    config = config or TrainConfig()
+    if not callable(batches):
+        raise TypeError("batches must be a callable step -> batch, e.g. from minibatches()")
+    optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], config)
+    history = History()
+    model.train()
+    with progress_bar(config.steps, config.desc, config.progress) as bar:
+        for step in range(config.steps):
+            lr = lr_at(step, config)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss = loss_fn(model, batches(step))
+            if loss.dim() != 0:
+                raise ValueError(f"loss_fn must return a scalar, got shape {tuple(loss.shape)}")
+            if not torch.isfinite(loss):
+                history.loss.append(math.nan)
+                history.diverged = True
+                break
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            max_norm = config.grad_clip if config.grad_clip is not None else math.inf
+            norm = nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+            optimizer.step()
+            history.loss.append(loss.item())
+            history.lr.append(lr)
+            history.grad_norm.append(norm.item())
+            for callback in callbacks:
+                callback(step, model)
+            bar.update(1)
+            if step % 10 == 0:
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+    return history
+
+
+def minibatches(
+    *tensors: torch.Tensor, batch_size: int, generator: torch.Generator
+) -> Callable[[int], tuple[torch.Tensor, ...]]:
+    """A `batches` function that samples a random minibatch (same rows of every tensor)."""
+    if not tensors:
+        raise ValueError("minibatches needs at least one tensor")
+    n = tensors[0].shape[0]
+    for i, t in enumerate(tensors):
+        if t.shape[0] != n:
+            raise ValueError(f"tensors[{i}] has {t.shape[0]} rows, expected {n} like tensors[0]")
+    check_int("batch_size", batch_size, minimum=1)
+
+    def batch(step: int) -> tuple[torch.Tensor, ...]:
+        idx = torch.randint(0, n, (min(batch_size, n),), generator=generator)
+        return tuple(t[idx] for t in tensors)
+
+    return batch
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, batch: Batch, loss_fn=cross_entropy_loss) -> float:
+    """Loss of `model` on one (full) batch in eval mode; restores the previous mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        return float(loss_fn(model, batch))
+    finally:
+        model.train(was_training)
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
+    """Classification accuracy in eval mode; restores the previous mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        return (model(inputs).argmax(dim=-1) == targets).float().mean().item()
+    finally:
+        model.train(was_training)

@@ -1,0 +1,119 @@
+"""The lessons follow the course's conventions (CONTRIBUTING.md) before anything runs."""
+
+import re
+
+import pytest
+
+from notebook_utils import NOTEBOOKS, ROOT, load, nbgrader_meta, source
+
+IDS = [p.name for p in NOTEBOOKS]
+CHINESE_TERM = re.compile(r"[(（]([^()（）]*[\u4e00-\u9fff][^()（）]*)[)）]")
+
+
+def test_there_are_lessons():
+    assert NOTEBOOKS, "notebooks/ holds no lesson"
+    for path in NOTEBOOKS:
+        assert re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", path.name), path.name
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_outputs_are_stripped(path):
+    for i, cell in enumerate(load(path)["cells"]):
+        if cell["cell_type"] == "code":
+            assert not cell.get("outputs"), f"cell {i} has outputs: run `make strip`"
+            assert cell.get("execution_count") is None, f"cell {i} has an execution count"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_structure(path):
+    nb = load(path)
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    cells = nb["cells"]
+    assert cells[0]["cell_type"] == "markdown" and source(cells[0]).startswith("# ")
+    first_code = next(source(c) for c in cells if c["cell_type"] == "code")
+    assert "seed_everything(" in first_code and "use_style()" in first_code
+    headings = [source(c) for c in cells if c["cell_type"] == "markdown"]
+    text = "\n".join(headings)
+    for heading in ("## Summary", "## Exercises", "## References"):
+        assert heading in text, f"{path.name} has no '{heading}' section"
+    assert "{cite" in text, f"{path.name} cites nothing"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_figures_have_caption_name_and_alt_text(path):
+    names = []
+    for i, cell in enumerate(load(path)["cells"]):
+        if cell["cell_type"] != "code":
+            continue
+        code = source(cell)
+        assert "set_title(" not in code and "suptitle(" not in code, (
+            f"cell {i}: use a caption (mystnb.figure metadata), not a title inside the plot"
+        )
+        meta = cell.get("metadata", {}).get("mystnb", {})
+        if "figure" in meta:
+            fig = meta["figure"]
+            assert fig.get("caption") and fig.get("name", "").startswith("fig-"), f"cell {i}"
+            assert meta.get("image", {}).get("alt"), f"cell {i}: figure without alt text"
+            names.append(fig["name"])
+        elif re.search(r"\bsubplots\(|plt\.figure\(", code):
+            pytest.fail(f"{path.name} cell {i} draws a figure without mystnb.figure metadata")
+    assert len(names) == len(set(names)), "figure names must be unique"
+
+
+def test_figure_names_unique_across_lessons():
+    names = [
+        c["metadata"]["mystnb"]["figure"]["name"]
+        for p in NOTEBOOKS
+        for c in load(p)["cells"]
+        if "figure" in c.get("metadata", {}).get("mystnb", {})
+    ]
+    assert len(names) == len(set(names))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_exercises_are_valid_nbgrader_cells(path):
+    cells = load(path)["cells"]
+    ids, graded, solutions = [], 0, 0
+    for i, cell in enumerate(cells):
+        meta, code = nbgrader_meta(cell), source(cell)
+        if "### BEGIN SOLUTION" in code:
+            assert meta.get("solution") is True and meta.get("grade") is False, f"cell {i}"
+            assert "hide-input" in cell["metadata"].get("tags", []), f"cell {i}: not collapsed"
+            assert code.count("### BEGIN SOLUTION") == code.count("### END SOLUTION")
+            solutions += 1
+        if "### BEGIN HIDDEN TESTS" in code:
+            assert meta.get("grade") is True, f"cell {i}: hidden tests outside a graded cell"
+            assert "### END HIDDEN TESTS" in code
+        if meta.get("grade"):
+            assert meta.get("points", 0) > 0 and meta.get("locked") is True, f"cell {i}"
+            assert "assert" in code, f"cell {i}: a graded cell with no assertion"
+            graded += 1
+        if meta:
+            assert meta.get("schema_version") == 3, f"cell {i}"
+            ids.append(meta["grade_id"])
+    assert solutions >= 1 and graded >= 2, f"{path.name}: needs graded exercises"
+    assert len(ids) == len(set(ids)), "grade_id values must be unique within a notebook"
+    last_exercise = max(i for i, c in enumerate(cells) if nbgrader_meta(c))
+    first_exercise = min(i for i, c in enumerate(cells) if nbgrader_meta(c))
+    assert "## Exercises" in "".join(source(c) for c in cells[:first_exercise]), (
+        "exercises must come after the '## Exercises' heading"
+    )
+    later_code = [c for c in cells[last_exercise + 1 :] if c["cell_type"] == "code"]
+    assert not later_code, "nothing after the exercises may depend on them"
+
+
+def test_every_chinese_term_is_in_the_glossary():
+    glossary = (ROOT / "book" / "glossary.md").read_text(encoding="utf-8")
+    missing = set()
+    for path in NOTEBOOKS:
+        for cell in load(path)["cells"]:
+            if cell["cell_type"] != "markdown":
+                continue
+            for term in CHINESE_TERM.findall(source(cell)):
+                for part in re.split(r"[，,、/；;]", term):
+                    part = part.strip()
+                    if re.search(r"[图表]\s*\d|[“”「」\"]", part):
+                        continue  # an outline figure/table number or a quotation, not a term
+                    if re.search(r"[\u4e00-\u9fff]", part) and part not in glossary:
+                        missing.add(f"{part} ({path.name})")
+    assert not missing, f"add to book/glossary.md: {sorted(missing)}"

@@ -1,0 +1,38 @@
+"""seed_everything makes runs repeatable; the plotting helpers apply the course style."""
+
+import matplotlib as mpl
+import numpy as np
+import pytest
+import torch
+
+from lessons_lib.plotting import COLORS, color, subplots, use_style
+from lessons_lib.seeding import seed_everything
+
+
+def test_seed_everything_repeats_all_generators():
+    g1 = seed_everything(7)
+    a = (torch.randn(3), np.random.rand(3), torch.randn(2, generator=g1))
+    g2 = seed_everything(7)
+    b = (torch.randn(3), np.random.rand(3), torch.randn(2, generator=g2))
+    torch.testing.assert_close(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    torch.testing.assert_close(a[2], b[2])
+    seed_everything(8)
+    assert not torch.equal(torch.randn(3), b[0])
+
+
+@pytest.mark.parametrize("bad,error", [(-1, ValueError), (1.5, TypeError), (True, TypeError)])
+def test_seed_everything_rejects_bad_seed(bad, error):
+    with pytest.raises(error, match="seed must be"):
+        seed_everything(bad)
+
+
+def test_style_and_colors():
+    use_style()
+    assert mpl.rcParams["axes.spines.top"] is False
+    assert mpl.rcParams["lines.linewidth"] == 2
+    assert color("LayerNorm") == COLORS["layernorm"]
+    with pytest.raises(KeyError, match="name must be one of"):
+        color("no-such-thing")
+    fig, axes = subplots(1, 3)
+    assert len(axes) == 3 and fig.get_size_inches()[0] > 6.4
