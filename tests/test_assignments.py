@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from notebook_utils import NOTEBOOKS, ROOT, load, nbgrader_meta, region_lines, source
 
 pytestmark = pytest.mark.assignments
@@ -20,7 +19,8 @@ def _run(args, cwd):
     # nbgrader runs `alembic` from PATH: put this interpreter's scripts first
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     result = subprocess.run(NBGRADER + args, cwd=cwd, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    log = f"{result.stdout}\n{result.stderr}"
+    assert result.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{log}"
     return result
 
 

@@ -3,7 +3,6 @@
 import re
 
 import yaml
-
 from notebook_utils import NOTEBOOKS, ROOT, load, source
 
 BIB = (ROOT / "book" / "references.bib").read_text(encoding="utf-8")

@@ -115,7 +115,8 @@ def test_gradcheck_explicit_backward(kind, gen):
     x = torch.randn(3, 4, 6, generator=gen, dtype=torch.float64).requires_grad_()
     w = torch.randn(6, generator=gen, dtype=torch.float64).requires_grad_()
     b = torch.randn(6, generator=gen, dtype=torch.float64).requires_grad_()
-    assert torch.autograd.gradcheck(lambda *t: normalize_explicit(t[0], kind, t[1], t[2]), (x, w, b))
+    fn = lambda *t: normalize_explicit(t[0], kind, t[1], t[2])
+    assert torch.autograd.gradcheck(fn, (x, w, b))
 
 
 def test_layer_norm_dx_sums_to_zero_over_features(gen):

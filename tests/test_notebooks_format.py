@@ -3,7 +3,6 @@
 import re
 
 import pytest
-
 from notebook_utils import NOTEBOOKS, ROOT, load, nbgrader_meta, source
 
 IDS = [p.name for p in NOTEBOOKS]

@@ -73,7 +73,8 @@ def test_welford_merge_equals_whole_row():
         (lambda: naive_variance([1.0]), TypeError, "x must be a torch.Tensor"),
         (lambda: two_pass_variance(torch.arange(4)), TypeError, "floating-point"),
         (lambda: welford_variance(torch.ones(2, 4), chunks=0), ValueError, "chunks must be >= 1"),
-        (lambda: welford_variance(torch.ones(2, 4), chunks=5), ValueError, "chunks must be <= the row length 4"),
+        (lambda: welford_variance(torch.ones(2, 4), chunks=5), ValueError,
+         "chunks must be <= the row length 4"),
         (lambda: welford_state(torch.ones(2, 0)), ValueError, "at least one value"),
     ],
 )
