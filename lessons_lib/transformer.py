@@ -37,7 +37,8 @@ class BlockConfig:
         check_choice("norm", self.norm, ("layernorm", "rmsnorm"))
         if self.n_embd % self.n_head:
             raise ValueError(
-                f"n_embd must be divisible by n_head, got n_embd={self.n_embd}, n_head={self.n_head}"
+                "n_embd must be divisible by n_head, "
+                f"got n_embd={self.n_embd}, n_head={self.n_head}"
             )
 
 

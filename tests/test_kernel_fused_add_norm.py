@@ -14,7 +14,7 @@ import math
 import subprocess
 import sys
 import textwrap
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import pytest
 import torch
@@ -55,7 +55,9 @@ class Case:
         dt = str(self.dtype).removeprefix("torch.")
         flags = "".join(
             c if on else "-"
-            for c, on in zip("RWBF", (self.residual, self.weight, self.bias, self.residual_fp32))
+            for c, on in zip(
+                "RWBF", (self.residual, self.weight, self.bias, self.residual_fp32), strict=True
+            )
         )
         return f"M{self.m}-N{self.n}-{dt}-{self.norm}-{flags}-{self.layout}-{self.data}"
 
@@ -86,9 +88,11 @@ def make_inputs(case: Case, seed: int = 0) -> dict:
     x = _tensor(shape, case.dtype, gen, case.layout, shift=shift)
     res = None
     if case.residual:
-        res_dtype = case.dtype if (case.residual_in_x_dtype or not case.residual_fp32) else torch.float32
+        in_x_dtype = case.residual_in_x_dtype or not case.residual_fp32
+        res_dtype = case.dtype if in_x_dtype else torch.float32
         res = _tensor(shape, res_dtype, gen, case.layout, scale=0.5)
-    if case.data == "zero_var":  # every third row of h constant (LayerNorm) or zero (RMSNorm)
+    if case.data == "zero_var" and case.m > 0:
+        # every third row of h constant (LayerNorm) or zero (RMSNorm)
         value = 0.0 if case.norm == "rmsnorm" else 0.75
         with torch.no_grad():
             x.view(-1, case.n)[::3] = value if res is None else value - 0.25
@@ -115,7 +119,7 @@ def torch_unfused(x, residual, weight, bias, *, norm, h_dtype, eps=EPS):
     return y.to(x.dtype), h
 
 
-def run(impl, inputs: dict, case: Case, *, wide: torch.dtype | None = None) -> dict:
+def run(impl, inputs: dict, *, wide: torch.dtype | None = None) -> dict:
     """Forward and backward of one implementation; `wide` recasts every input (float64 ref)."""
     names = ("x", "residual", "weight", "bias")
     leaves = {}
@@ -124,11 +128,8 @@ def run(impl, inputs: dict, case: Case, *, wide: torch.dtype | None = None) -> d
         if t is not None:
             t = t.detach().to(wide) if wide is not None else t.detach()
             leaves[name] = t.requires_grad_()
-    # Non-leaf views are what the implementation sees (row-strided for layout "strided").
-    args = {name: (leaves[name] if name in leaves else None) for name in names}
-    if wide is None and case.layout == "strided":
-        args = {k: (v[..., :] if v is not None and v.dim() > 1 else v) for k, v in args.items()}
-    y, h = impl(**args)
+    # detach() keeps the strides: layout "strided" reaches the implementation as a view.
+    y, h = impl(**{name: leaves.get(name) for name in names})
     dy, dh = inputs["dy"], inputs["dh"]
     if wide is not None:
         dy, dh = dy.to(wide), dh.to(wide)
@@ -137,7 +138,7 @@ def run(impl, inputs: dict, case: Case, *, wide: torch.dtype | None = None) -> d
     wrt = [leaves[n] for n in names if n in leaves]
     grads = torch.autograd.grad(outs, wrt, grads_in, allow_unused=True) if wrt else []
     result = {"y": y.detach(), "h": h.detach()}
-    for name, g in zip([n for n in names if n in leaves], grads):
+    for name, g in zip([n for n in names if n in leaves], grads, strict=True):
         result["d" + name] = None if g is None else g.detach()
     return result
 
@@ -172,9 +173,9 @@ def _bf16_ulp(value: float) -> float:
 
 def check_case(case: Case) -> None:
     inputs = make_inputs(case)
-    got = run(kernel_impl(case), inputs, case)
-    own = run(torch_impl(case), inputs, case)
-    ref = run(torch_impl(case, wide=True), inputs, case, wide=torch.float64)
+    got = run(kernel_impl(case), inputs)
+    own = run(torch_impl(case), inputs)
+    ref = run(torch_impl(case, wide=True), inputs, wide=torch.float64)
     # dtypes and shapes first
     shape = _shape(case)
     assert got["y"].dtype == case.dtype and got["y"].shape == shape
@@ -230,10 +231,7 @@ def test_size_cases_cover_every_n_m_dtype_layout_and_data():
     assert {(c.layout, c.data) for c in SIZE_CASES} >= set(
         itertools.product(("2d", "3d", "strided"), ("randn", "shift", "zero_var"))
     )
-    for norm in ("layernorm", "rmsnorm"):
-        assert {c.n for c in SIZE_CASES if c.norm == norm} == set(N_VALUES) - (
-            {17, 4096} if norm == "layernorm" else {3, 1500}
-        ) or True  # both norms appear across small and large N
+    assert {c.norm for c in SIZE_CASES if c.n <= 64} == {"layernorm", "rmsnorm"}
     assert {c.norm for c in SIZE_CASES if c.n >= 3000} == {"layernorm", "rmsnorm"}
 
 
@@ -282,8 +280,8 @@ def test_widest_row_64_kib(dtype):
 def test_two_runs_are_bitwise_equal(dtype):
     case = Case(m=33, n=1000, dtype=dtype, layout="3d" if dtype == torch.float32 else "2d")
     inputs = make_inputs(case, seed=3)
-    first = run(kernel_impl(case), inputs, case)
-    second = run(kernel_impl(case), inputs, case)
+    first = run(kernel_impl(case), inputs)
+    second = run(kernel_impl(case), inputs)
     for name in first:
         assert torch.equal(first[name], second[name]), name
 
@@ -328,6 +326,18 @@ def test_rows_per_program_and_m_are_runtime_arguments():
             assert "constexpr" not in str(params[name].annotation), name
 
 
+def test_row_strided_views_are_not_copied():
+    from lessons_lib.kernels import api
+
+    big = torch.randn(6, 50)
+    view = big[:, 10:40]  # row stride 50
+    assert api._as_rows(view).data_ptr() == view.data_ptr()
+    view3d = torch.randn(2, 3, 50)[..., :40]
+    assert api._as_rows(view3d).data_ptr() == view3d.data_ptr()
+    column_strided = big.t()[:40]  # stride 50 along the last dimension: must be copied
+    assert api._as_rows(column_strided).stride(-1) == 1
+
+
 def test_rows_past_2_31_elements_use_64_bit_offsets():
     """Row 2 of a view with row stride 2**30 + 64 starts past element 2**31: an int32 offset
     would wrap around (and crash), so this runs in a subprocess. The storage is never touched
@@ -356,7 +366,7 @@ def test_rows_past_2_31_elements_use_64_bit_offsets():
 def test_empty_input_returns_empty_outputs_and_zero_parameter_grads():
     for norm in ("layernorm", "rmsnorm"):
         case = Case(m=0, n=17, dtype=torch.float16, norm=norm, layout="3d")
-        got = run(kernel_impl(case), make_inputs(case), case)
+        got = run(kernel_impl(case), make_inputs(case))
         assert got["y"].shape == (2, 0, 17) and got["h"].shape == (2, 0, 17)
         assert torch.equal(got["dweight"], torch.zeros(17, dtype=torch.float16))
         assert torch.equal(got["dbias"], torch.zeros(17, dtype=torch.float16))
@@ -380,7 +390,7 @@ def test_missing_dy_or_dh_is_treated_as_zero():
         out, out_ref = (y, y_ref) if use_y else (h, h_ref)
         got = torch.autograd.grad(out.square().sum(), (x, r))
         want = torch.autograd.grad(out_ref.square().sum(), (x, r))
-        for a, b in zip(got, want):
+        for a, b in zip(got, want, strict=True):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
@@ -388,7 +398,7 @@ def test_missing_dy_or_dh_is_treated_as_zero():
 
 
 def test_auto_backend_on_cpu_is_the_reference(monkeypatch):
-    from lessons_lib.kernels import fused_add_norm as api
+    from lessons_lib.kernels import api
 
     def no_kernel():
         raise AssertionError("backend='auto' must not run the Triton kernel on CPU tensors")
@@ -428,7 +438,7 @@ def test_module_is_a_drop_in_for_torch_norms(norm):
     dy = torch.randn(y_ours.shape, generator=gen)
     (y_ours * dy).sum().backward()
     (y_theirs * dy).sum().backward()
-    for (name, p), q in zip(theirs.named_parameters(), ours.parameters()):
+    for (name, p), q in zip(theirs.named_parameters(), ours.parameters(), strict=True):
         torch.testing.assert_close(q.grad, p.grad, rtol=1e-5, atol=1e-5, msg=name)
 
 
@@ -440,10 +450,6 @@ def test_case_helpers_can_fail():
     def wrong(x, residual, weight, bias):
         return fused_add_norm(x, residual, weight, bias, eps=1e-2, backend="triton")
 
-    got = run(wrong, inputs, case)
-    ref = run(torch_impl(case, wide=True), inputs, case, wide=torch.float64)
+    got = run(wrong, inputs)
+    ref = run(torch_impl(case, wide=True), inputs, wide=torch.float64)
     assert _max_abs(got["y"].double() - ref["y"]) > 1e-3
-
-
-def test_case_is_independent_of_the_code_under_test():
-    assert replace(Case(1, 1, torch.float32), m=2).m == 2

@@ -4,7 +4,7 @@
     y, h = fused_add_norm(x, residual, weight, bias, norm="layernorm", backend="triton")
 
 Modules:
-- `fused_add_norm`: the public function and `nn.Module`, argument checks, autograd glue, and
+- `api`: the public function and `nn.Module`, argument checks, autograd glue, and
   the plain-PyTorch reference backend.
 - `fused_add_norm_triton`: the Triton kernels (forward, backward) and their launchers. Needs
   Triton; imported only when the Triton backend runs.
@@ -12,21 +12,26 @@ Modules:
 - `bytes_model`: bytes moved per row, fused vs unfused (why fusion pays off).
 - `benchmark`: `python -m lessons_lib.kernels.benchmark --out benchmarks/results.json`.
 
-Running kernels on a CPU (Triton's interpreter):
-- The library's kernels need no switch. With backend="triton", CUDA tensors run the compiled
-  kernel and CPU tensors run the *same kernel source* in Triton's interpreter (an
-  `InterpretedFunction` built from the kernel's Python function), whatever `TRITON_INTERPRET`
-  says. backend="auto" uses the plain PyTorch reference for CPU tensors.
-- A kernel you write yourself with `@triton.jit` is interpreted only if `TRITON_INTERPRET=1`
-  was in effect *when the decorator ran* (Triton 3.x reads it at definition time). Call
-  `use_interpreter()` at the top of the notebook, before defining the kernel, or export
-  TRITON_INTERPRET=1 before starting Python.
+Running kernels on a CPU (Triton's interpreter), the switch:
+- Call `use_interpreter()` before anything imports Triton (first cell of a notebook, top of a
+  test module), or export TRITON_INTERPRET=1 before starting Python. Triton reads the variable
+  when a kernel is defined, and its own library functions (`tl.sum`, ...) are defined when
+  Triton is imported, so setting it later does not work; `use_interpreter()` then raises.
+- Then every Triton kernel runs in the interpreter: the library's (backend="triton" on CPU
+  tensors) and any kernel you write with `@triton.jit`, on CPU tensors (and on CUDA tensors
+  too, copied to the host and back).
+- On a machine without a CUDA GPU the library switches the interpreter on by itself the first
+  time backend="triton" imports Triton, if nothing imported Triton before.
+- Without the switch, CUDA tensors run the compiled kernel, and CPU tensors with
+  backend="triton" raise RuntimeError saying how to switch. backend="auto" never needs it: it
+  uses the plain PyTorch reference for CPU tensors.
+See `triton_support` for the details checked against Triton 3.9.
 
 Importing this package does not import Triton; without Triton, the reference backend works and
 backend="triton" raises ImportError saying how to install it.
 """
 
-from lessons_lib.kernels.fused_add_norm import (
+from lessons_lib.kernels.api import (
     BACKENDS,
     DEFAULT_EPS,
     FusedAddNorm,

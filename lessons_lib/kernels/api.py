@@ -6,9 +6,10 @@
 `fused_add_norm` returns `(y, h)`. Gradients flow to x, residual, weight and bias, including the
 gradient that later layers send into h (a Pre-LN block uses h as the next residual).
 
-Backends: "triton" runs `fused_add_norm_triton` (compiled on CUDA tensors, Triton's interpreter
-on CPU tensors); "reference" is plain PyTorch built on `lessons_lib.normalization.normalize`;
-"auto" picks "triton" for CUDA tensors when Triton is installed, and "reference" otherwise.
+Backends: "triton" runs `fused_add_norm_triton` (compiled on CUDA tensors; on CPU tensors in
+Triton's interpreter, see `lessons_lib.kernels`); "reference" is plain PyTorch built on
+`lessons_lib.normalization.normalize`; "auto" picks "triton" for CUDA tensors when Triton is
+installed, and "reference" otherwise.
 """
 
 from __future__ import annotations
@@ -50,12 +51,18 @@ def _check_inputs(x, residual, weight, bias, eps, norm, residual_dtype, backend)
     check_float_tensor("x", x)
     n = x.shape[-1]
     if n == 0:
-        raise ValueError(f"x must have at least one feature in its last dimension, got {tuple(x.shape)}")
+        raise ValueError(
+            f"x must have at least one feature in its last dimension, got {tuple(x.shape)}"
+        )
     if residual is not None:
         check_float_tensor("residual", residual)
         check_same_shape("residual", residual, x.shape)
         if residual.device != x.device:
             raise ValueError(f"residual is on {residual.device} but x is on {x.device}")
+    if residual is not None and residual.dtype not in (x.dtype, torch.float32):
+        raise TypeError(
+            f"residual must have x's dtype ({x.dtype}) or torch.float32, got {residual.dtype}"
+        )
     if residual_dtype is None:
         residual_dtype = x.dtype if residual is None else residual.dtype
     if residual_dtype not in (x.dtype, torch.float32):
@@ -155,10 +162,13 @@ class _FusedAddNormFunction(torch.autograd.Function):
 
 
 def _reference(x, residual, weight, bias, eps, norm, residual_dtype):
-    """Plain PyTorch, differentiable by autograd: the specification the kernel is tested against."""
-    wide = torch.float64 if torch.float64 in (x.dtype, residual_dtype) else torch.float32
-    h = x.to(wide) if residual is None else x.to(wide) + residual.to(wide)
-    h = h.to(residual_dtype)
+    """Plain PyTorch, differentiable by autograd, with the kernel's rounding: the sum is formed in
+    float32 (float64 for float64 tensors), rounded once to the residual dtype, and normalized."""
+    if residual is None:
+        h = x.to(residual_dtype)  # x itself when the dtype does not change, as in the kernel
+    else:
+        wide = torch.float64 if torch.float64 in (x.dtype, residual_dtype) else torch.float32
+        h = (x.to(wide) + residual.to(wide)).to(residual_dtype)
     y = normalize(h, norm, weight, bias, eps).to(x.dtype)
     return y, h
 
@@ -191,7 +201,9 @@ def fused_add_norm(
         y in x's dtype and h in `residual_dtype`, both of x's shape. Statistics are fp32 for any
         input dtype. Without a residual, and with h's dtype equal to x's, h is x itself.
     """
-    eps, residual_dtype = _check_inputs(x, residual, weight, bias, eps, norm, residual_dtype, backend)
+    eps, residual_dtype = _check_inputs(
+        x, residual, weight, bias, eps, norm, residual_dtype, backend
+    )
     backend = _resolve_backend(backend, x)
     if backend == "reference":
         return _reference(x, residual, weight, bias, eps, norm, residual_dtype)
@@ -236,7 +248,9 @@ class FusedAddNorm(nn.Module):
                 )
             (normalized_shape,) = normalized_shape
         if isinstance(normalized_shape, bool) or not isinstance(normalized_shape, int):
-            raise TypeError(f"normalized_shape must be an int, got {type(normalized_shape).__name__}")
+            raise TypeError(
+                f"normalized_shape must be an int, got {type(normalized_shape).__name__}"
+            )
         if normalized_shape < 1:
             raise ValueError(f"normalized_shape must be >= 1, got {normalized_shape}")
         self.normalized_shape = (normalized_shape,)

@@ -144,7 +144,8 @@ def table(
                     )
             row["saving_forward"] = 1 - row["forward_fused"] / row["forward_unfused"]
             row["saving_backward"] = 1 - row["backward_fused"] / row["backward_unfused"]
-            total_fused = row["forward_fused"] + row["backward_fused"]
-            row["saving_total"] = 1 - total_fused / (row["forward_unfused"] + row["backward_unfused"])
+            fused_total = row["forward_fused"] + row["backward_fused"]
+            unfused_total = row["forward_unfused"] + row["backward_unfused"]
+            row["saving_total"] = 1 - fused_total / unfused_total
             rows.append(row)
     return rows

@@ -1,6 +1,6 @@
-"""Triton kernels of the fused residual-add + LayerNorm/RMSNorm, and the host code that launches them.
+"""Triton kernels of the fused residual add + LayerNorm/RMSNorm, and the host code launching them.
 
-This module imports Triton at the top; `lessons_lib.kernels.fused_add_norm` imports it only when
+This module imports Triton at the top; `lessons_lib.kernels.api` imports it only when
 the Triton backend is used. Read in order: the forward kernel, its launcher, the backward kernel,
 its launcher.
 
@@ -45,7 +45,7 @@ def fused_add_norm_fwd_kernel(
     stride_res_out_row,
     M,  # number of rows (runtime: a new batch size does not recompile)
     N,  # number of features per row
-    eps,  # float32
+    eps,  # a Python float, which Triton passes as float32
     HAS_RESIDUAL: tl.constexpr,
     STORE_RESIDUAL_OUT: tl.constexpr,
     HAS_WEIGHT: tl.constexpr,
@@ -107,7 +107,9 @@ def block_sizes(n: int) -> tuple[int, int, int]:
     block_n = triton.next_power_of_2(n)
     # Short rows: several per program, so a program has at least ~4096 elements to work on.
     block_m = max(1, min(16, 4096 // block_n))
-    num_warps = min(max(block_m * block_n // 256, 1), 16)
+    # About 16 elements of each tensor per thread (32 threads per warp), 1 to 16 warps. Not
+    # tuned on a GPU yet: a starting point, like the Triton tutorial's BLOCK // 256 rule.
+    num_warps = min(max(block_m * block_n // 512, 1), 16)
     return block_m, block_n, num_warps
 
 
@@ -223,7 +225,9 @@ def fused_add_norm_bwd_kernel(
     row_begin = pid * rows_per_program
     row_end = tl.minimum(row_begin + rows_per_program, M)
     for row_start in range(row_begin, row_end, BLOCK_M):
-        rows = row_start + tl.arange(0, BLOCK_M)
+        # int64 once more: the interpreter hands the loop variable over as a Python int, which
+        # Triton would treat as int32 (compiled, it is int64 already, like row_begin).
+        rows = row_start + tl.arange(0, BLOCK_M).to(tl.int64)
         row_mask = rows < row_end
         mask = row_mask[:, None] & col_mask[None, :]
         # Recompute x_hat from the saved h and the fp32 statistics (cheaper than storing it).
@@ -232,8 +236,10 @@ def fused_add_norm_bwd_kernel(
         dy = tl.load(DY + rows[:, None] * stride_dy_row + cols[None, :], mask=mask, other=0.0)
         dy = dy.to(tl.float32)
         rstd = tl.load(Rstd + rows, mask=row_mask, other=0.0)
+        # Padding lanes: dy = 0 there, so they add nothing to any sum below; x_hat is zeroed
+        # there as well, so that no reduction depends on that coincidence.
         if IS_RMS_NORM:
-            x_hat = h * rstd[:, None]  # padding lanes: h = 0
+            x_hat = h * rstd[:, None]  # h = 0 in padding lanes
         else:
             mean = tl.load(Mean + rows, mask=row_mask, other=0.0)
             x_hat = tl.where(mask, (h - mean[:, None]) * rstd[:, None], 0.0)
@@ -246,7 +252,6 @@ def fused_add_norm_bwd_kernel(
         if HAS_BIAS:
             db_acc += dy
         # dh = rstd * (g - mean(g) - x_hat * mean(g * x_hat)); RMSNorm has no mean(g) term.
-        # Padding lanes hold g = 0 and x_hat = 0, so they add nothing to either mean.
         c1 = tl.sum(x_hat * g, axis=1) / N
         if IS_RMS_NORM:
             dh = (g - x_hat * c1[:, None]) * rstd[:, None]
