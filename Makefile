@@ -7,6 +7,8 @@ STAMP := $(VENV)/.installed
 # Tools started by other tools (nbgrader runs alembic, nbval starts a kernel) come from .venv.
 export PATH := $(abspath $(BIN)):$(PATH)
 BOOK_FLAGS := -W -n --keep-going
+# No progress bars in the static book (lessons_lib.training.progress_bar reads this).
+BOOK_ENV := LESSONS_PROGRESS=0
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 NBVAL_FLAGS := --nbval-lax --nbval-current-env --nbval-cell-timeout=120 -q --durations=0
 
@@ -34,7 +36,7 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 install: $(STAMP)
 
 book: $(STAMP)
-	$(call timed,book,$(BIN)/jupyter-book build . $(BOOK_FLAGS))
+	$(call timed,book,$(BOOK_ENV) $(BIN)/jupyter-book build . $(BOOK_FLAGS))
 	@echo "Open _build/html/index.html in a browser."
 
 test: $(STAMP)
@@ -50,7 +52,7 @@ test-notebooks: $(STAMP)
 	$(call timed,notebooks (nbval),$(BIN)/python -m pytest $(NBVAL_FLAGS) $(NOTEBOOKS))
 
 test-book: $(STAMP)
-	$(call timed,strict book build,$(BIN)/jupyter-book build . $(BOOK_FLAGS))
+	$(call timed,strict book build,$(BOOK_ENV) $(BIN)/jupyter-book build . $(BOOK_FLAGS))
 
 test-assignments: $(STAMP)
 	$(call timed,assignments (nbgrader),$(BIN)/python -m pytest tests -m assignments -q)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lessons_lib._checks import check_int
+from lessons_lib._checks import check_int, check_positive
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,10 @@ def load_digits(test_size: int = 497, seed: int = 0, standardize: bool = True) -
     test, train = perm[:test_size], perm[test_size:]
     x_train, x_test = x[train], x[test]
     if standardize:
-        mean, std = x_train.mean(0), x_train.std(0).clamp_min(1e-6)
+        mean, std = x_train.mean(0), x_train.std(0)
+        # Pixels that are constant in the training split (always blank) are only centered:
+        # dividing by a tiny std would blow a stray test pixel up to ~1e6.
+        std = torch.where(std > 0, std, torch.ones_like(std))
         x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
     return Split(x_train, y[train], x_test, y[test])
 
@@ -66,4 +69,54 @@ def gaussian_sequences(
     """A (B, T, C) activation-like tensor: offset + scale * N(0, 1)."""
     for name, v in (("batch", batch), ("length", length), ("features", features)):
         check_int(name, v, minimum=1)
+    check_positive("scale", scale, allow_zero=True)
     return offset + scale * torch.randn(batch, length, features, generator=generator)
+
+
+def as_sequences(x: torch.Tensor, steps: int) -> torch.Tensor:
+    """Read each row of x (N, F) as a sequence of `steps` chunks: (N, steps, F // steps).
+
+    The chunks are consecutive features, so an 8x8 digit with steps=16 is fed to an RNN four
+    pixels (half an image row) at a time, top to bottom. A view, not a copy.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != 2:
+        raise ValueError(f"x must have shape (N, features), got {tuple(x.shape)}")
+    check_int("steps", steps, minimum=1)
+    if x.shape[1] % steps:
+        raise ValueError(f"steps must divide the number of features {x.shape[1]}, got {steps}")
+    return x.reshape(x.shape[0], steps, x.shape[1] // steps)
+
+
+def padded_batch(
+    lengths: list[int] | tuple[int, ...],
+    features: int,
+    generator: torch.Generator,
+    *,
+    pad_value: float = 0.0,
+    offset: float = 0.0,
+    scale: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of sequences of different lengths, padded at the end to the longest one.
+
+    Returns (x, mask): x (B, T, features) holds offset + scale * N(0, 1) in the real positions
+    and `pad_value` in the padding; mask (B, T) is True on real tokens. T = max(lengths). This
+    is how variable-length text reaches a Transformer, and why a normalization that pools
+    statistics over (B, T) sees the padding.
+    """
+    if isinstance(lengths, (str, bytes)) or not hasattr(lengths, "__len__") or not lengths:
+        raise ValueError("lengths must be a non-empty list of sequence lengths")
+    for i, n in enumerate(lengths):
+        check_int(f"lengths[{i}]", n, minimum=1)
+    check_int("features", features, minimum=1)
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    for name, v in (("pad_value", pad_value), ("offset", offset), ("scale", scale)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise TypeError(f"{name} must be a number, got {type(v).__name__}")
+    t = max(lengths)
+    x = offset + scale * torch.randn(len(lengths), t, features, generator=generator)
+    mask = torch.arange(t).unsqueeze(0) < torch.tensor(list(lengths)).unsqueeze(1)  # (B, T)
+    x = x.masked_fill(~mask.unsqueeze(-1), float(pad_value))
+    return x, mask

@@ -101,3 +101,57 @@ class ActivationRecorder:
         for h in self._handles:
             h.remove()
         self._handles = []
+
+
+class ActivationDrift:
+    """Context manager: how far a module's output distribution moves from step to step.
+
+    At every forward call in training mode it records the per-unit mean of the module's
+    output (the mean over every axis but the last, i.e. over the batch). `drift` is the mean,
+    over consecutive calls and over units, of |mean_t - mean_(t-1)|. That is a simple measure of
+    what "internal covariate shift" names: the next layer's input distribution changing while
+    it learns. Calls in eval mode (evaluation passes) are not recorded.
+
+    >>> with ActivationDrift(model[5]) as drift:
+    ...     train(model, batches, config=config)
+    >>> drift.drift
+    """
+
+    def __init__(self, module: nn.Module) -> None:
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"module must be an nn.Module, got {type(module).__name__}")
+        self.module = module
+        self.means: list[torch.Tensor] = []
+        self._handle = None
+
+    def _hook(self, module, args, output) -> None:
+        if not module.training:
+            return
+        out = output[0] if isinstance(output, tuple) else output
+        out = out.detach().float()
+        self.means.append(out.reshape(-1, out.shape[-1]).mean(dim=0))
+
+    def __enter__(self) -> ActivationDrift:
+        self._handle = self.module.register_forward_hook(self._hook)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
+
+    @property
+    def steps(self) -> list[float]:
+        """Per-step drift: mean over units of |mean_t - mean_(t-1)|, for t = 1, 2, ..."""
+        pairs = zip(self.means[:-1], self.means[1:], strict=True)
+        return [(b - a).abs().mean().item() for a, b in pairs]
+
+    @property
+    def drift(self) -> float:
+        """Mean per-step drift; needs at least two recorded calls."""
+        steps = self.steps
+        if not steps:
+            raise ValueError(
+                f"drift needs at least 2 recorded training-mode calls, got {len(self.means)}"
+            )
+        return sum(steps) / len(steps)

@@ -112,7 +112,11 @@ class RNN(nn.Module):
 
 
 class RNNClassifier(nn.Module):
-    """An `RNN` read out by a linear layer from its last hidden state: (B, T, F) -> (B, classes)."""
+    """An `RNN` read out by a linear layer from its last hidden state: (B, T, F) -> (B, classes).
+
+    `generator` draws the recurrent and input weights; the readout keeps PyTorch's default
+    initialization, so seed the global generator too (`seed_everything`) for a repeatable model.
+    """
 
     def __init__(
         self,

@@ -9,6 +9,8 @@ early (marking `diverged`) if the loss stops being finite.
 from __future__ import annotations
 
 import math
+import os
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +49,9 @@ class TrainConfig:
         check_positive("weight_decay", self.weight_decay, allow_zero=True)
         if self.grad_clip is not None:
             check_positive("grad_clip", self.grad_clip)
+        check_positive("momentum", self.momentum, allow_zero=True)
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas}")
 
 
 @dataclass
@@ -78,6 +83,7 @@ class History:
 
 def lr_at(step: int, config: TrainConfig) -> float:
     """Learning rate for 0-based `step`: linear warm-up, then the configured decay."""
+    check_int("step", step)
     if step < config.warmup_steps:
         return config.lr * (step + 1) / config.warmup_steps
     if config.schedule == "constant":
@@ -92,16 +98,24 @@ def lr_at(step: int, config: TrainConfig) -> float:
 def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
     if config.optimizer == "sgd":
         return torch.optim.SGD(
-            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+            foreach=True,  # one batched update for all tensors: faster on CPU for small models
         )
     cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
-    return cls(params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+    return cls(
+        params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay, foreach=True
+    )
 
 
 def progress_bar(total: int, desc: str, enabled: bool = True):
-    """tqdm's notebook-aware bar (a widget in Jupyter, text in a terminal or the built book)."""
+    """tqdm's notebook-aware bar: a widget in Jupyter, text in a terminal.
+
+    Set the environment variable LESSONS_PROGRESS=0 to switch every bar off: the book build
+    does, since a static page has no use for a bar that ran while it was being built.
+    """
     from tqdm.auto import tqdm
 
+    enabled = enabled and os.environ.get("LESSONS_PROGRESS", "1") != "0"
     return tqdm(total=total, desc=desc, disable=not enabled, leave=False)
 
 
@@ -140,6 +154,7 @@ def train(
             if not torch.isfinite(loss):
                 history.loss.append(math.nan)
                 history.diverged = True
+                bar.total = bar.n  # close the bar as finished, not as an interrupted run
                 break
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -196,3 +211,90 @@ def accuracy(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> f
         return (model(inputs).argmax(dim=-1) == targets).float().mean().item()
     finally:
         model.train(was_training)
+
+
+# --- Model builder for the normalization experiments (Part I) --------------------------------
+
+NORM_CHOICES = ("none", "layernorm", "rmsnorm", "batchnorm")
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
+
+
+class FeaturesLastBatchNorm(nn.BatchNorm1d):
+    """`nn.BatchNorm1d` over the last dim of (..., C): statistics over every other axis.
+
+    `nn.BatchNorm1d` wants (N, C) or (N, C, L); this wrapper lets one MLP take (N, C) and
+    (B, T, C) inputs alike, with the same layout as LayerNorm.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.reshape(-1, x.shape[-1])).reshape(x.shape)
+
+
+def _make_norm(norm: str | Callable[[int], nn.Module] | None, width: int) -> nn.Module:
+    if norm is None or norm == "none":
+        return nn.Identity()
+    if callable(norm) and not isinstance(norm, str):
+        module = norm(width)
+        if not isinstance(module, nn.Module):
+            raise TypeError(
+                f"norm(width) must return an nn.Module, got {type(module).__name__}"
+            )
+        return module
+    check_choice("norm", norm, NORM_CHOICES)
+    if norm == "layernorm":
+        return nn.LayerNorm(width)
+    if norm == "rmsnorm":
+        return nn.RMSNorm(width, eps=1e-6)
+    return FeaturesLastBatchNorm(width)
+
+
+def make_mlp(
+    in_features: int,
+    width: int,
+    out_features: int,
+    depth: int,
+    *,
+    norm: str | Callable[[int], nn.Module] | None = None,
+    activation: str = "relu",
+    weight_scale: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> nn.Sequential:
+    """A plain (no shortcut) MLP: `depth` hidden layers Linear -> norm -> activation, then a head.
+
+    The norm sits where Ba et al. (2016) put it: on the summed inputs of each hidden layer,
+    before the nonlinearity. `norm` is "none" (or None), "layernorm", "rmsnorm", "batchnorm"
+    (PyTorch's modules; the lessons check elsewhere that `lessons_lib.normalization` matches
+    them), or a factory `width -> nn.Module` for a custom layer (e.g. a noisy BatchNorm).
+
+    Weights are He-normal (std sqrt(2 / fan_in)) times `weight_scale`, biases zero, so
+    `weight_scale` != 1 makes the plain net's activations grow or shrink geometrically with
+    depth; the head is He-normal too. Hidden layer i is `model[i]`, an `nn.Sequential` with
+    children `linear`, `norm`, `act` (hook `model[i]` to record its output); `model[-1]` is the
+    head.
+    """
+    for name, value in (("in_features", in_features), ("width", width),
+                        ("out_features", out_features)):
+        check_int(name, value, minimum=1)
+    check_int("depth", depth, minimum=1)
+    check_choice("activation", activation, tuple(ACTIVATIONS))
+    check_positive("weight_scale", weight_scale)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+
+    def linear(fin: int, fout: int) -> nn.Linear:
+        layer = nn.Linear(fin, fout)
+        with torch.no_grad():
+            std = weight_scale * math.sqrt(2.0 / fin)
+            layer.weight.copy_(torch.randn(fout, fin, generator=generator) * std)
+            layer.bias.zero_()
+        return layer
+
+    layers: list[nn.Module] = []
+    fin = in_features
+    for _ in range(depth):
+        layers.append(nn.Sequential(OrderedDict(
+            linear=linear(fin, width), norm=_make_norm(norm, width), act=ACTIVATIONS[activation](),
+        )))
+        fin = width
+    layers.append(linear(width, out_features))
+    return nn.Sequential(*layers)
