@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
+import numpy as np
 
 # One colour per concept, so "LayerNorm" is the same colour in every chapter.
 COLORS: dict[str, str] = {
@@ -56,3 +57,18 @@ def subplots(nrows: int = 1, ncols: int = 1, **kwargs):
     width = 6.4 if ncols == 1 else min(3.4 * ncols, 12.0)
     kwargs.setdefault("figsize", (width, 3.4 * nrows if nrows > 1 else 3.6))
     return plt.subplots(nrows, ncols, **kwargs)
+
+
+def moving_average(values, window: int = 10) -> np.ndarray:
+    """Moving average of a loss curve over `window` steps (len(values) - window + 1 points).
+
+    Plot it against steps window..len(values); a curve shorter than the window gives no point.
+    """
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise ValueError(f"window must be a positive int, got {window!r}")
+    v = np.asarray(values, dtype=float)
+    if v.ndim != 1:
+        raise ValueError(f"values must be one-dimensional, got shape {v.shape}")
+    if len(v) < window:
+        return v[:0]
+    return np.convolve(v, np.ones(window) / window, mode="valid")

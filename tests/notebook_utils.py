@@ -22,15 +22,16 @@ def nbgrader_meta(cell: dict) -> dict:
     return cell.get("metadata", {}).get("nbgrader", {})
 
 
-def region_lines(text: str, begin: str, end: str) -> list[str]:
-    """Non-blank, stripped lines strictly between `begin` and `end` marker lines."""
-    lines, inside = [], False
+def region_lines(text: str, begin: str, end: str, *, inside: bool = True) -> list[str]:
+    """Non-blank, stripped lines strictly between `begin` and `end` marker lines (or, with
+    `inside=False`, the lines outside every such region, markers excluded)."""
+    lines, within = [], False
     for line in text.splitlines():
         stripped = line.strip()
         if stripped == begin:
-            inside = True
+            within = True
         elif stripped == end:
-            inside = False
-        elif inside and stripped:
+            within = False
+        elif within == inside and stripped:
             lines.append(stripped)
     return lines

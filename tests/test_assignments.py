@@ -70,10 +70,12 @@ def test_release_has_every_lesson_without_solutions_or_hidden_tests(course):
         secret = []
         for cell in source_cells:
             text = source(cell)
-            hidden = region_lines(text, "### BEGIN SOLUTION", "### END SOLUTION")
-            hidden += region_lines(text, "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
-            secret += hidden
-            outside |= {ln.strip() for ln in text.splitlines()} - set(hidden)
+            secret += region_lines(text, "### BEGIN SOLUTION", "### END SOLUTION")
+            secret += region_lines(text, "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
+            visible = region_lines(text, "### BEGIN SOLUTION", "### END SOLUTION", inside=False)
+            visible = region_lines("\n".join(visible), "### BEGIN HIDDEN TESTS",
+                                   "### END HIDDEN TESTS", inside=False)
+            outside |= set(visible)
         for marker in ("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
             assert marker not in released, f"{path.name}: release still has '{marker}'"
         assert "raise NotImplementedError()" in released

@@ -36,3 +36,24 @@ def test_style_and_colors():
         color("no-such-thing")
     fig, axes = subplots(1, 3)
     assert len(axes) == 3 and fig.get_size_inches()[0] > 6.4
+
+
+def test_moving_average():
+    from lessons_lib.plotting import moving_average
+
+    np.testing.assert_allclose(moving_average([1, 2, 3, 4, 5], window=2), [1.5, 2.5, 3.5, 4.5])
+    assert moving_average([1.0, 2.0], window=3).shape == (0,)
+    with pytest.raises(ValueError, match="window must be a positive int"):
+        moving_average([1.0], window=0)
+    with pytest.raises(ValueError, match="values must be one-dimensional"):
+        moving_average([[1.0, 2.0]], window=1)
+
+
+def test_markdown_table():
+    from lessons_lib.display import markdown_table
+
+    assert markdown_table(["a", "b"], [[1, 2.5]]) == "| a | b |\n|---|---|\n| 1 | 2.5 |"
+    with pytest.raises(ValueError, match=r"rows\[0\] has 1 values, expected 2"):
+        markdown_table(["a", "b"], [[1]])
+    with pytest.raises(ValueError, match="header must name at least one column"):
+        markdown_table([], [])
