@@ -7,8 +7,8 @@ STAMP := $(VENV)/.installed
 # Tools started by other tools (nbgrader runs alembic, nbval starts a kernel) come from .venv.
 export PATH := $(abspath $(BIN)):$(PATH)
 BOOK_FLAGS := -W -n --keep-going
-# No progress bars in the static book (lessons_lib.training.progress_bar reads this).
-BOOK_ENV := LESSONS_PROGRESS=0
+# Bars print their final state as text in the static book (lessons_lib.training.progress_bar).
+BOOK_ENV := LESSONS_PROGRESS=static
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 NBVAL_FLAGS := --nbval-lax --nbval-current-env --nbval-cell-timeout=120 -q --durations=0
 

@@ -8,6 +8,7 @@ early (marking `diverged`) if the loss stops being finite.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections import OrderedDict
@@ -18,6 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.std import tqdm as tqdm_std
 
 from lessons_lib._checks import check_choice, check_int, check_positive
 
@@ -107,16 +109,41 @@ def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
     )
 
 
-def progress_bar(total: int, desc: str, enabled: bool = True):
-    """tqdm's notebook-aware bar: a widget in Jupyter, text in a terminal.
+PROGRESS_MODES = ("1", "static", "0")
 
-    Set the environment variable LESSONS_PROGRESS=0 to switch every bar off: the book build
-    does, since a static page has no use for a bar that ran while it was being built.
+
+class _StaticBar(tqdm_std):
+    """Counts silently; on closing prints its final state once, as one line of text."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(
+            file=io.StringIO(), mininterval=math.inf, leave=False, ascii=False, **kwargs
+        )
+
+    def close(self) -> None:
+        if not self.disable:
+            print(self.format_meter(**self.format_dict))
+        super().close()  # sets disable, so a second close prints nothing
+
+
+def progress_bar(total: int, desc: str, enabled: bool = True, leave: bool = False) -> tqdm_std:
+    """A tqdm bar over `total` steps; `leave=True` keeps it on screen once done.
+
+    The environment variable LESSONS_PROGRESS says how bars show:
+    "1" (the default): live, a widget in Jupyter and text in a terminal;
+    "static": silent while running, then each bar with `leave=True` prints its final state as
+    one line of text. The book build uses it: a static page cannot show a live widget, but it
+    can show how many runs a cell made and how long they took on the machine that built it;
+    "0": no bars at all.
     """
+    mode = os.environ.get("LESSONS_PROGRESS", "1")
+    if mode not in PROGRESS_MODES:
+        raise ValueError(f"LESSONS_PROGRESS must be one of {PROGRESS_MODES}, got {mode!r}")
+    if mode == "static":
+        return _StaticBar(total=total, desc=desc, disable=not (enabled and leave))
     from tqdm.auto import tqdm
 
-    enabled = enabled and os.environ.get("LESSONS_PROGRESS", "1") != "0"
-    return tqdm(total=total, desc=desc, disable=not enabled, leave=False)
+    return tqdm(total=total, desc=desc, disable=not enabled or mode == "0", leave=leave)
 
 
 def cross_entropy_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]):

@@ -328,15 +328,44 @@ def test_features_last_batchnorm_pools_every_axis_but_the_last():
     assert torch.allclose(bn.running_mean, 0.1 * x.reshape(-1, 6).mean(0), atol=1e-6)
 
 
-def test_progress_bars_can_be_switched_off_for_the_book(monkeypatch):
-    from lessons_lib.training import progress_bar
-
+def test_progress_bars_can_be_switched_off(monkeypatch):
     monkeypatch.setenv("LESSONS_PROGRESS", "0")
-    with progress_bar(10, "off") as bar:
+    with progress_bar(10, "off", leave=True) as bar:
         assert bar.disable
     monkeypatch.setenv("LESSONS_PROGRESS", "1")
     with progress_bar(10, "on") as bar:
-        assert not bar.disable
+        assert not bar.disable and not bar.leave
+
+
+def test_static_progress_prints_each_kept_bar_once(monkeypatch, capsys):
+    monkeypatch.setenv("LESSONS_PROGRESS", "static")
+    bar = progress_bar(4, "kept runs", leave=True)
+    for _ in range(4):
+        bar.update(1)
+    assert capsys.readouterr().out == ""  # silent while running
+    bar.close()
+    bar.close()
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kept runs: 100%|██████████| 4/4")
+
+    for kwargs in (dict(leave=False), dict(leave=True, enabled=False)):
+        with progress_bar(3, "hidden", **kwargs) as bar:
+            bar.update(3)
+    assert capsys.readouterr().out == ""
+
+
+def test_static_progress_keeps_train_quiet(monkeypatch, capsys):
+    monkeypatch.setenv("LESSONS_PROGRESS", "static")
+    model = nn.Linear(3, 2)
+    batch = (torch.randn(8, 3), torch.randint(0, 2, (8,)))
+    train(model, lambda step: batch, config=TrainConfig(steps=3))
+    assert capsys.readouterr().out == ""
+
+
+def test_unknown_progress_mode_is_named(monkeypatch):
+    monkeypatch.setenv("LESSONS_PROGRESS", "yes")
+    with pytest.raises(ValueError, match="LESSONS_PROGRESS must be one of"):
+        progress_bar(1, "bad")
 
 
 @pytest.mark.parametrize(
