@@ -67,3 +67,50 @@ def test_benchmark_command_writes_json_without_gpu(tmp_path, monkeypatch):
     assert "not the Triton kernel, not a GPU" in cpu["note"]
     assert len(cpu["results"]) == 2 * 2 * 2 * 3  # sizes x dtypes x impls x passes
     assert all(r["ms"] > 0 for r in cpu["results"])
+
+
+def test_gpu_table_code_path_runs_in_the_interpreter():
+    # The code that fills the GPU table, driven on the CPU: the Triton kernel in the interpreter,
+    # a plain timer instead of do_bench. Catches a broken GPU path before anyone has a GPU.
+    pytest.importorskip("triton")
+    sizes, dtypes = [16, 33], [torch.float32, torch.bfloat16]
+    gpu = benchmark.gpu_results(
+        4, sizes, dtypes, "layernorm", compile_=False, device="cpu",
+        bench=lambda closure: benchmark._time_cpu(closure, repeats=1), copy_bytes=1 << 20,
+    )
+    assert gpu["errors"] == []
+    assert gpu["device"] == "cpu" and gpu["copy_bandwidth_gbps"] > 0
+    assert len(gpu["results"]) == 2 * 2 * 2 * 3  # impls x dtypes x sizes x passes
+    assert {r["impl"] for r in gpu["results"]} == {"fused_triton", "torch_eager"}
+    assert all(r["ms"] > 0 and r["gbps"] > 0 for r in gpu["results"])
+    for r in gpu["results"]:  # effective bandwidth = modelled bytes / time
+        nbytes = 4 * benchmark.model_bytes_per_row(r["n"], getattr(torch, r["dtype"]),
+                                                    "layernorm", r["pass"])
+        assert r["gbps"] == pytest.approx(nbytes / (r["ms"] * 1e-3) / 1e9)
+    assert len(gpu["checks_vs_eager"]) == 4
+    for c in gpu["checks_vs_eager"]:
+        # |y|, |h| < 16 here, where one bf16 ulp (8 significant bits) is at most 2**-4
+        tol = 2.0**-4 if c["dtype"] == "bfloat16" else 1e-5
+        assert c["max_abs_diff_y"] <= tol and c["max_abs_diff_h"] <= tol
+
+
+def test_a_failing_implementation_is_recorded_not_fatal(monkeypatch):
+    pytest.importorskip("triton")
+
+    real = benchmark.fused_add_norm
+    calls = {"n": 0}
+
+    def fused_then_broken(*args, **kwargs):
+        calls["n"] += 1  # the correctness check runs first; the timed passes then fail
+        if calls["n"] > 1:
+            raise RuntimeError("out of registers")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(benchmark, "fused_add_norm", fused_then_broken)
+    gpu = benchmark.gpu_results(
+        2, [8], [torch.float32], "rmsnorm", compile_=False, device="cpu",
+        bench=lambda closure: benchmark._time_cpu(closure, repeats=1), copy_bytes=1 << 16,
+    )
+    assert [e["impl"] for e in gpu["errors"]] == ["fused_triton"]
+    assert "RuntimeError: out of registers" in gpu["errors"][0]["error"]
+    assert {r["impl"] for r in gpu["results"]} == {"torch_eager"}

@@ -99,22 +99,34 @@ def _passes(fn: Callable, args, leaves, grads) -> dict[str, Callable[[], object]
     return {"forward": forward, "backward": backward, "forward+backward": both}
 
 
-def copy_bandwidth_gbps(device: str = "cuda", nbytes: int = 1 << 30) -> float:
-    """Read + write bandwidth of a large device-to-device copy (the ceiling for our kernels)."""
+Bench = Callable[[Callable[[], object]], float]  # closure -> median milliseconds
+
+
+def _do_bench(closure: Callable[[], object]) -> float:
     from triton.testing import do_bench
 
+    return do_bench(closure, return_mode="median")
+
+
+def copy_bandwidth_gbps(
+    device: str = "cuda", nbytes: int = 1 << 30, bench: Bench = _do_bench
+) -> float:
+    """Read + write bandwidth of a large device-to-device copy (the ceiling for our kernels)."""
     src = torch.empty(nbytes // 4, dtype=torch.float32, device=device)
     dst = torch.empty_like(src)
-    ms = do_bench(lambda: dst.copy_(src), return_mode="median")
+    ms = bench(lambda: dst.copy_(src))
     return 2 * nbytes / (ms * 1e-3) / 1e9
 
 
 def gpu_results(
-    m: int, hidden_sizes: list[int], dtypes: list[torch.dtype], norm: str, compile_: bool
+    m: int, hidden_sizes: list[int], dtypes: list[torch.dtype], norm: str, compile_: bool,
+    device: str = "cuda", bench: Bench = _do_bench, copy_bytes: int = 1 << 30,
 ) -> dict:
-    """Time every implementation on the current CUDA device (needs Triton for do_bench)."""
-    from triton.testing import do_bench
+    """Time every implementation on `device`; medians from `bench` (Triton's do_bench).
 
+    The tests run it with device="cpu" (the Triton kernel in the interpreter) and a plain timer,
+    so that the code path that fills the GPU table is exercised without a GPU.
+    """
     impls: dict[str, Callable] = {
         "fused_triton": lambda x, r, w, b: fused_add_norm(
             x, r, w, b, eps=EPS, norm=norm, backend="triton"
@@ -126,17 +138,16 @@ def gpu_results(
     results, errors, checks = [], [], []
     for dtype in dtypes:
         for n in hidden_sizes:
-            args, leaves, grads = _inputs(m, n, dtype, "cuda", norm)
-            with torch.no_grad():  # the compiled kernel's answer, next to eager PyTorch's
+            args, leaves, grads = _inputs(m, n, dtype, device, norm)
+            with torch.no_grad():  # the Triton kernel's answer, next to eager PyTorch's
                 (y, h), (y_ref, h_ref) = impls["fused_triton"](*args), unfused(*args, norm)
                 checks.append({"dtype": _dtype_name(dtype), "n": n,
                                "max_abs_diff_y": (y.float() - y_ref.float()).abs().max().item(),
                                "max_abs_diff_h": (h.float() - h_ref.float()).abs().max().item()})
             for name, fn in impls.items():
                 try:
-                    closures = _passes(fn, args, leaves, grads)
-                    for pass_, closure in closures.items():
-                        ms = do_bench(closure, return_mode="median")
+                    for pass_, closure in _passes(fn, args, leaves, grads).items():
+                        ms = bench(closure)
                         nbytes = m * model_bytes_per_row(n, dtype, norm, pass_)
                         results.append({
                             "impl": name, "dtype": _dtype_name(dtype), "n": n, "m": m,
@@ -146,10 +157,11 @@ def gpu_results(
                     errors.append({"impl": name, "dtype": _dtype_name(dtype), "n": n,
                                    "error": f"{type(err).__name__}: {err}"[:500]})
             del args, leaves, grads
-            torch.cuda.empty_cache()
+            if device == "cuda":
+                torch.cuda.empty_cache()
     return {
-        "device": torch.cuda.get_device_name(),
-        "copy_bandwidth_gbps": copy_bandwidth_gbps(),
+        "device": torch.cuda.get_device_name() if device == "cuda" else device,
+        "copy_bandwidth_gbps": copy_bandwidth_gbps(device, copy_bytes, bench),
         "bandwidth_definition": "bytes a fused kernel moves (bytes_model, residual present, "
                                 "dh present) / median time, for every implementation",
         "results": results,
