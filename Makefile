@@ -35,7 +35,17 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 
 install: $(STAMP)
 
-book: $(STAMP)
+# The book's execution cache keys on each notebook's own text, so outputs computed with an older
+# lessons_lib, environment or benchmark file would be reused without a word: a change to any of
+# them empties the cache first.
+CACHE_INPUTS := $(STAMP) $(shell find lessons_lib -name '*.py') $(wildcard benchmarks/results.json)
+CACHE_STAMP := _build/.cache-inputs
+
+$(CACHE_STAMP): $(CACHE_INPUTS)
+	rm -rf _build/.jupyter_cache _build/.doctrees
+	mkdir -p _build && touch $@
+
+book: $(STAMP) $(CACHE_STAMP)
 	$(call timed,book,$(BOOK_ENV) $(BIN)/jupyter-book build . $(BOOK_FLAGS))
 	@echo "Open _build/html/index.html in a browser."
 
@@ -51,7 +61,7 @@ test-lib: $(STAMP)
 test-notebooks: $(STAMP)
 	$(call timed,notebooks (nbval),$(BIN)/python -m pytest $(NBVAL_FLAGS) $(NOTEBOOKS))
 
-test-book: $(STAMP)
+test-book: $(STAMP) $(CACHE_STAMP)
 	$(call timed,strict book build,$(BOOK_ENV) $(BIN)/jupyter-book build . $(BOOK_FLAGS))
 
 test-assignments: $(STAMP)
