@@ -136,9 +136,7 @@ def progress_bar(total: int, desc: str, enabled: bool = True, leave: bool = Fals
     can show how many runs a cell made and how long they took on the machine that built it;
     "0": no bars at all.
     """
-    mode = os.environ.get("LESSONS_PROGRESS", "1")
-    if mode not in PROGRESS_MODES:
-        raise ValueError(f"LESSONS_PROGRESS must be one of {PROGRESS_MODES}, got {mode!r}")
+    mode = check_choice("LESSONS_PROGRESS", os.environ.get("LESSONS_PROGRESS", "1"), PROGRESS_MODES)
     if mode == "static":
         return _StaticBar(total=total, desc=desc, disable=not (enabled and leave))
     from tqdm.auto import tqdm
