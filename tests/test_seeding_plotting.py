@@ -57,3 +57,31 @@ def test_markdown_table():
         markdown_table(["a", "b"], [[1]])
     with pytest.raises(ValueError, match="header must name at least one column"):
         markdown_table([], [])
+
+
+def test_markdown_table_escapes_pipes():
+    from lessons_lib.display import markdown_table
+
+    assert markdown_table(["a|b"], [["x|y"]]) == "| a\\|b |\n|---|\n| x\\|y |"
+
+
+def test_numbered_table_has_caption_name_and_both_renderings(monkeypatch):
+    import IPython.display
+
+    from lessons_lib import display as d
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj, raw: shown.append(obj))
+    d.show_table(["loss"], [["**0.1**"]], caption="Final loss (outline 表13).", name="tab-07-x")
+    bundle = shown[0]
+    md = bundle["text/markdown"]
+    assert md.startswith(":::{table} Final loss (outline 表13).\n:name: tab-07-x")
+    assert bundle["text/markdown"].endswith(":::")
+    assert "<caption>Final loss (outline 表13).</caption>" in bundle["text/html"]
+    assert "<td><b>0.1</b></td>" in bundle["text/html"]
+    with pytest.raises(ValueError, match="both caption and name"):
+        d.show_table(["a"], [[1]], caption="x")
+    with pytest.raises(ValueError, match="name must look like"):
+        d.show_table(["a"], [[1]], caption="x", name="Table 1")
+    with pytest.raises(ValueError, match="caption must be"):
+        d.show_table(["a"], [[1]], caption="two\nlines", name="tab-01-a")
