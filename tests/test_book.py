@@ -216,3 +216,20 @@ def test_citations_tell_same_author_same_year_papers_apart():
     assert len(labels) == len(set(labels)), f"ambiguous in-text citations: {sorted(labels)}"
     years = {bib.entries[k].fields["year"] for k in ("he2016deep", "he2016identity")}
     assert years == {"2016a", "2016b"}
+
+
+def test_widget_state_is_drawn_as_static_html():
+    from course_book import widgets_static
+
+    models = {
+        "box": {"model_name": "VBoxModel", "state": {"children": ["IPY_MODEL_s", "IPY_MODEL_o"]}},
+        "s": {"model_name": "FloatSliderModel",
+              "state": {"description": "ε", "value": 1e-05, "readout_format": ".3g"}},
+        "o": {"model_name": "OutputModel", "state": {"outputs": [
+            {"output_type": "display_data", "metadata": {"image/png": {"width": 320}},
+             "data": {"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"}}]}},
+    }
+    html = widgets_static.render("box", models)
+    assert "ε = 1e-05" in html
+    assert '<img src="data:image/png;base64,iVBORw0KGgo=" width="320"' in html
+    assert "<Figure>" not in html and widgets_static.NOTE in html
