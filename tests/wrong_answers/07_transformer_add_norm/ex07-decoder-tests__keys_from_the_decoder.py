@@ -10,6 +10,8 @@ def decoder_layer(parts, y, memory, placement):
     def cross_attention(h):
         return parts.cross_attn(h, h, h, attn_mask=later, need_weights=False)[0]
 
-    for norm, sublayer in ((parts.norm1, self_attention), (parts.norm2, cross_attention), (parts.norm3, parts.ffn)):
+    sublayers = ((parts.norm1, self_attention), (parts.norm2, cross_attention),
+                 (parts.norm3, parts.ffn))
+    for norm, sublayer in sublayers:
         y = norm(y + sublayer(y)) if placement == "post" else y + sublayer(norm(y))
     return y

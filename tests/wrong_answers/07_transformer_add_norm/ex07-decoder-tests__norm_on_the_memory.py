@@ -11,6 +11,8 @@ def decoder_layer(parts, y, memory, placement):
         m = parts.norm2(memory) if placement == "pre" else memory
         return parts.cross_attn(h, m, m, need_weights=False)[0]
 
-    for norm, sublayer in ((parts.norm1, self_attention), (parts.norm2, cross_attention), (parts.norm3, parts.ffn)):
+    sublayers = ((parts.norm1, self_attention), (parts.norm2, cross_attention),
+                 (parts.norm3, parts.ffn))
+    for norm, sublayer in sublayers:
         y = norm(y + sublayer(y)) if placement == "post" else y + sublayer(norm(y))
     return y

@@ -7,5 +7,6 @@ def deepnorm_constants(architecture, n_encoder=0, n_decoder=0):
         return (2 * n_decoder) ** 0.25, (8 * n_decoder) ** -0.25
     if architecture == "encoder-decoder":
         both = n_encoder**4 * n_decoder
-        return (0.81 * both ** (1 / 16), 1.15 * both ** (-1 / 16)), ((3 * n_decoder) ** 0.25, (12 * n_decoder) ** -0.25)
+        encoder = (0.81 * both ** (1 / 16), 1.15 * both ** (-1 / 16))
+        return encoder, ((3 * n_decoder) ** 0.25, (12 * n_decoder) ** -0.25)
     raise ValueError(f"unknown architecture {architecture!r}")
