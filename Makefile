@@ -18,7 +18,7 @@ STAMP := $(VENV)/.installed-$(TORCH)
 # Tools started by other tools (nbgrader runs alembic, nbval starts a kernel) come from .venv.
 export PATH := $(abspath $(BIN)):$(PATH)
 BOOK_FLAGS := -W -n --keep-going
-# Bars print their final state as text in the static book (lessons_lib.training.progress_bar).
+# Bars print their final state as text in the static book (lessons_lib.progress.progress_bar).
 BOOK_ENV := LESSONS_PROGRESS=static
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 NBVAL_FLAGS := --nbval-lax --nbval-current-env --nbval-cell-timeout=120 -q --durations=0
@@ -30,12 +30,12 @@ NBVAL_ENV := ATEN_CPU_CAPABILITY=default
 # Print how long each step took: $(call timed,NAME,COMMAND)
 timed = @start=$$(date +%s); $(2) || exit $$?; echo "[time] $(1): $$(( $$(date +%s) - start )) s"
 
-.PHONY: help install book test lint test-lib test-notebooks test-book test-browser \
+.PHONY: help install book test lint typecheck test-lib test-notebooks test-book test-browser \
         test-assignments test-resolve lab release strip lock bench sync clean
 
 help:
 	@echo "make book     build the book into _build/html (open _build/html/index.html)"
-	@echo "make test     lint, library and kernel tests, notebooks, strict book build, grading"
+	@echo "make test     lint, types, library and kernel tests, notebooks, strict book build, grading"
 	@echo "make lab      open JupyterLab on the lessons with the course's environment"
 	@echo "make release  student release of the exercises into _build/nbgrader/release"
 	@echo "make bench    benchmark the fused kernel (GPU figures need a CUDA GPU)"
@@ -74,11 +74,14 @@ book: $(STAMP) $(CACHE_STAMP) $(EXT_STAMP)
 	@echo "Open _build/html/index.html in a browser."
 
 test: $(STAMP)
-	$(call timed,total,$(MAKE) --no-print-directory lint test-resolve test-lib test-notebooks \
+	$(call timed,total,$(MAKE) --no-print-directory lint typecheck test-resolve test-lib test-notebooks \
 	    test-book test-browser test-assignments)
 
 lint: $(STAMP)
 	$(call timed,lint,$(BIN)/ruff check . && $(BIN)/actionlint)
+
+typecheck: $(STAMP)
+	$(call timed,typecheck,$(BIN)/mypy lessons_lib)
 
 test-lib: $(STAMP)
 	$(call timed,library and kernel tests,\
