@@ -14,6 +14,7 @@ class                      placement             block output            residua
 ``OriginalBlock``          ``original``          ReLU(s(x) + F(x))       W-BN-ReLU-W-BN
 ``BNAfterAddBlock``        ``bn_after_add``      ReLU(BN(s(x) + F(x)))   W-BN-ReLU-W
 ``ReLUBeforeAddBlock``     ``relu_before_add``   s(x) + ReLU(F(x))       W-BN-ReLU-W-BN
+``ReLUOnlyPreActBlock``    ``relu_preact``       s(x) + F(x)             ReLU-W-BN-ReLU-W-BN
 ``PreActivationBlock``     ``preact``            s(x) + F(x)             BN-ReLU-W-BN-ReLU-W
 =========================  ====================  ======================  ======================
 
@@ -24,9 +25,11 @@ or `plain_block`), so a plain net and a residual net with identity shortcuts hav
 same parameters (He et al. 2016a, §3.3). "BN" stands for the block's `norm`, any name of
 `lessons_lib.normalization.NORMS`.
 
-Only ``preact`` keeps a clean identity path: with F = 0 a pre-activation block *is* the
-identity, while an ``original`` block gives ReLU(x). `Block.zero_init_branch_` sets the last
-layer of the branch so that F = 0 exactly, which is how the lessons show this.
+Only ``preact`` keeps a clean identity path *and* a normalized branch input. The three
+placements with nothing after the addition (``relu_before_add``, ``relu_preact``, ``preact``)
+are the identity when F = 0, while an ``original`` block gives ReLU(x).
+`Block.zero_init_branch_` sets the last layer of the branch so that F = 0 exactly, which is
+how the lessons show this.
 """
 
 from __future__ import annotations
@@ -48,8 +51,10 @@ from lessons_lib._checks import (
 from lessons_lib.models import default_linear, he_linear
 from lessons_lib.normalization import NORMS, Norm, make_norm
 
-Placement = Literal["original", "bn_after_add", "relu_before_add", "preact"]
-PLACEMENTS: tuple[Placement, ...] = ("original", "bn_after_add", "relu_before_add", "preact")
+Placement = Literal["original", "bn_after_add", "relu_before_add", "relu_preact", "preact"]
+PLACEMENTS: tuple[Placement, ...] = (
+    "original", "bn_after_add", "relu_before_add", "relu_preact", "preact",
+)
 Shortcut = Literal["auto", "identity", "projection", "none"]
 SHORTCUTS: tuple[Shortcut, ...] = ("auto", "identity", "projection", "none")
 Kind = Literal["plain", "residual"]
@@ -230,6 +235,26 @@ class ReLUBeforeAddBlock(Block):
         return self.add_shortcut(x, f)
 
 
+class ReLUOnlyPreActBlock(Block):
+    """out = s(x) + F(x), F = ReLU-W-BN-ReLU-W-BN: only the ReLU moves before the weights.
+
+    He et al. (2016b) call it "ReLU-only pre-activation": nothing follows the addition, as in
+    full pre-activation, but each BN still comes after its weight layer, so the branch ends
+    with a BN and the input of the first weight layer is not normalized.
+    """
+
+    placement = "relu_preact"
+
+    def make_branch(self, fin: int, fout: int, norm: Norm,
+                    generator: torch.Generator | None) -> list[nn.Module]:
+        return [nn.ReLU(), _weight(fin, fout, generator), make_norm(norm, fout), nn.ReLU(),
+                _weight(fout, fout, generator), make_norm(norm, fout)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.branch(self.check_input(x))  # (B, out)
+        return self.add_shortcut(x, f)
+
+
 class PreActivationBlock(Block):
     """He et al. (2016b): out = s(x) + F(x), F = BN-ReLU-W-BN-ReLU-W; nothing after the add.
 
@@ -251,7 +276,8 @@ class PreActivationBlock(Block):
 
 BLOCKS: dict[Placement, type[Block]] = {
     cls.placement: cls
-    for cls in (OriginalBlock, BNAfterAddBlock, ReLUBeforeAddBlock, PreActivationBlock)
+    for cls in (OriginalBlock, BNAfterAddBlock, ReLUBeforeAddBlock, ReLUOnlyPreActBlock,
+                PreActivationBlock)
 }
 
 
@@ -281,7 +307,8 @@ def plain_block(
     """The same block without its shortcut: out = ReLU(F(x)) (post-activation) or F(x).
 
     With the shortcut term deleted, ``original``, ``bn_after_add`` and ``relu_before_add``
-    all compute W-BN-ReLU-W-BN-ReLU; ``preact`` computes BN-ReLU-W-BN-ReLU-W. A plain block
+    all compute W-BN-ReLU-W-BN-ReLU; ``relu_preact`` computes ReLU-W-BN-ReLU-W-BN and
+    ``preact`` BN-ReLU-W-BN-ReLU-W. A plain block
     has exactly the parameters of a residual block with an identity shortcut.
     """
     return residual_block(in_features, out_features, placement=placement, norm=norm,
@@ -363,9 +390,11 @@ def make_net(
 ) -> BlockNet:
     """A plain or residual MLP classifier with `depth` weight layers, as in He et al. (2016a).
 
-    Layout: stem Linear(in_features, width) (+ norm + ReLU in the post-activation placements),
-    (depth - 2) / 2 blocks of width `width` with identity shortcuts, then the head
-    Linear(width, classes) (preceded by norm + ReLU in ``preact``, as in He et al. 2016b).
+    Layout: stem Linear(in_features, width) (+ norm + ReLU in the post-activation placements,
+    + norm in ``relu_preact``), (depth - 2) / 2 blocks of width `width` with identity
+    shortcuts, then the head Linear(width, classes) (preceded by norm + ReLU in ``preact``, as
+    in He et al. 2016b, and by ReLU in ``relu_preact``): whatever a block leaves undone at the
+    net's two ends, the stem or the head does.
     `kind="plain"` deletes the shortcuts and nothing else. `zero_init_residual` starts every
     branch at F = 0 (see `Block.zero_init_branch_`): a residual net then starts as its
     shortcut path, a plain net as a constant map (zero weights give the zero map).
@@ -386,6 +415,9 @@ def make_net(
         stem = _weight(in_features, width, generator)
         head = nn.Sequential(make_norm(norm, width), nn.ReLU(),
                              default_linear(width, classes, generator=generator))
+    elif placement == "relu_preact":
+        stem = nn.Sequential(_weight(in_features, width, generator), make_norm(norm, width))
+        head = nn.Sequential(nn.ReLU(), default_linear(width, classes, generator=generator))
     else:
         stem = nn.Sequential(_weight(in_features, width, generator), make_norm(norm, width),
                              nn.ReLU())

@@ -185,6 +185,8 @@ CASES = [
          ValueError, "shortcut must be one of"),
     case(residual.PreActivationBlock, lambda: residual.PreActivationBlock(8)(X.long()),
          TypeError, "x must be a floating-point"),
+    case(residual.ReLUOnlyPreActBlock, lambda: residual.ReLUOnlyPreActBlock(8)(torch.ones(3, 6)),
+         ValueError, r"x must have shape \(batch, 8\)"),
     case(residual.Block, lambda: residual.Block(8), TypeError, "build a block with"),
     case(residual.BlockNet, lambda: residual.BlockNet("stem", [], nn.Identity()), TypeError,
          "stem must be an nn.Module"),

@@ -19,6 +19,7 @@ from lessons_lib.residual import (
     PreActivationBlock,
     Projection,
     ReLUBeforeAddBlock,
+    ReLUOnlyPreActBlock,
     depth_to_blocks,
     make_net,
     plain_block,
@@ -89,6 +90,9 @@ def _manual_forward(block: Block, x: torch.Tensor, with_shortcut: bool) -> torch
         h = b[2].weight @ torch.relu(_bn_eval(b[0], x)).T
         f = (b[5].weight @ torch.relu(_bn_eval(b[3], h.T)).T).T
         return s + f
+    if block.placement == "relu_preact":
+        h = torch.relu(_bn_eval(b[2], torch.relu(x) @ b[1].weight.T))
+        return s + _bn_eval(b[5], h @ b[4].weight.T)
     h = torch.relu(_bn_eval(b[1], x @ b[0].weight.T))
     f = h @ b[3].weight.T
     if block.placement == "bn_after_add":
@@ -137,7 +141,7 @@ def test_plain_and_residual_share_weights_and_differ_by_the_shortcut():
 def test_zero_branch_gives_exact_identity_or_relu(norm, mode):
     gen = torch.Generator().manual_seed(4)
     x = torch.randn(32, 16, generator=gen)  # signed entries, so ReLU(x) != x
-    expected = {"preact": x, "relu_before_add": x, "original": torch.relu(x)}
+    expected = {"preact": x, "relu_before_add": x, "relu_preact": x, "original": torch.relu(x)}
     for placement, want in expected.items():
         block = residual_block(16, placement=placement, norm=norm)
         _randomize_norms(block, gen)  # a zero gain with a nonzero shift would leave F = shift
@@ -207,6 +211,26 @@ def test_net_parameter_count_by_hand_and_plain_equals_residual():
     frozen.head.weight.requires_grad_(False)
     assert count_parameters(frozen) == expected - w * classes
     assert count_parameters(frozen, trainable_only=False) == expected
+
+
+def test_relu_only_preact_net_is_the_original_plain_net_when_the_shortcuts_go():
+    # ReLU-only pre-activation moves each block's ReLU to the front of the next block's
+    # branch: without shortcuts the net is the original plain net layer for layer.
+    torch.manual_seed(11)
+    orig = make_net("plain", 8, 12, 20, 5, placement="original").double().eval()
+    relu_pre = make_net("plain", 8, 12, 20, 5, placement="relu_preact").double().eval()
+    gen = torch.Generator().manual_seed(12)
+    _randomize_norms(orig, gen)
+    with torch.no_grad():
+        relu_pre.stem[0].weight.copy_(orig.stem[0].weight)
+        relu_pre.stem[1].load_state_dict(orig.stem[1].state_dict())
+        for a, b in zip(orig.blocks, relu_pre.blocks, strict=True):
+            for i, j in ((0, 1), (1, 2), (3, 4), (4, 5)):
+                b.branch[j].load_state_dict(a.branch[i].state_dict())
+        relu_pre.head[1].load_state_dict(orig.head.state_dict())
+    x = torch.randn(7, 20, generator=gen, dtype=torch.float64)
+    assert torch.allclose(relu_pre(x), orig(x), atol=1e-12, rtol=0)
+    assert isinstance(relu_pre.head[0], nn.ReLU) and isinstance(relu_pre.stem[1], nn.BatchNorm1d)
 
 
 # --- deleting blocks (lesion) --------------------------------------------------------------------
@@ -295,7 +319,8 @@ def test_net_argument_errors():
 
 def test_each_placement_has_its_class():
     expected = {"original": OriginalBlock, "bn_after_add": BNAfterAddBlock,
-                "relu_before_add": ReLUBeforeAddBlock, "preact": PreActivationBlock}
+                "relu_before_add": ReLUBeforeAddBlock, "relu_preact": ReLUOnlyPreActBlock,
+                "preact": PreActivationBlock}
     assert expected == BLOCKS
     for placement, cls in BLOCKS.items():
         block = residual_block(8, placement=placement)
