@@ -49,7 +49,7 @@ SERIES: tuple[str, ...] = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"
 # 6.4-inch figure at 100 px per inch is shown at its own size, and 10 pt text is 14 px there.
 # Figures are exported at twice that resolution, so they stay sharp on high-density screens
 # and when a reader zooms in on a phone.
-_STYLE = {
+_STYLE: dict[str, Any] = {
     "figure.dpi": 100,
     "savefig.dpi": 200,  # plt.savefig: the same 2x
     "figure.figsize": (6.4, 3.6),
