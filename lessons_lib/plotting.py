@@ -9,7 +9,7 @@ a training comparison (loss curves of every seed; final error per model).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
@@ -71,7 +71,7 @@ def use_style() -> None:
     In Jupyter it also makes inline figures PNGs at 2x resolution that declare their 1x size
     (IPython's "retina" format), so the book shows them sharp at the size the fonts were set for.
     """
-    mpl.rcParams.update(_STYLE)
+    mpl.rcParams.update(cast(Any, _STYLE))  # rcParams types its keys as literals
     _export_inline_at_2x()
 
 
