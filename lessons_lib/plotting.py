@@ -9,7 +9,7 @@ a training comparison (loss curves of every seed; final error per model).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
@@ -49,7 +49,7 @@ SERIES: tuple[str, ...] = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"
 # 6.4-inch figure at 100 px per inch is shown at its own size, and 10 pt text is 14 px there.
 # Figures are exported at twice that resolution, so they stay sharp on high-density screens
 # and when a reader zooms in on a phone.
-_STYLE = {
+_STYLE: dict[str, Any] = {
     "figure.dpi": 100,
     "savefig.dpi": 200,  # plt.savefig: the same 2x
     "figure.figsize": (6.4, 3.6),
@@ -71,7 +71,7 @@ def use_style() -> None:
     In Jupyter it also makes inline figures PNGs at 2x resolution that declare their 1x size
     (IPython's "retina" format), so the book shows them sharp at the size the fonts were set for.
     """
-    mpl.rcParams.update(_STYLE)
+    mpl.rcParams.update(cast(Any, _STYLE))  # rcParams types its keys as literals
     _export_inline_at_2x()
 
 
