@@ -15,6 +15,7 @@ Modules, one concept each:
 - `data`: datasets that ship with scikit-learn or are generated (nothing is downloaded);
 - `stats` and `display`: the numbers and tables a lesson prints;
 - `plotting` and `widgets`: the figure style, figure helpers and interactive explorers;
+- `diagrams`: block diagrams of plain and residual blocks, drawn with matplotlib;
 - `seeding`: `seed_everything`, one call that makes a lesson deterministic.
 
 The names used everywhere: a normalization is "layernorm", "rmsnorm", "batchnorm" or "none"

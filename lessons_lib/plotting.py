@@ -17,7 +17,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from lessons_lib._checks import check_int
+from lessons_lib._checks import check_bool, check_int
 
 # One colour per concept, so "LayerNorm" is the same colour in every chapter.
 COLORS: dict[str, str] = {
@@ -168,13 +168,17 @@ def plot_loss_and_error(
     error_label: str = "training error (%)",
     window: int = 10,
     panel_loc: Sequence[str] = ("lower left", "upper left"),
+    value_labels: bool = True,
+    stacked: bool = False,
 ) -> Figure:
     """Two panels comparing trained models: (a) the training loss of every seed, smoothed over
     `window` steps, on a log scale; (b) each model's mean error as a bar, one dot per seed.
 
     `runs` maps a model's legend label to its seeds' `(loss curve, error)` pairs, the error a
     fraction in [0, 1] (plotted in %). `colors` (and optionally `linestyles`, `tick_labels`)
-    map the same labels. Returns the figure.
+    map the same labels. `value_labels` writes each bar's mean above it, so that a bar too
+    short to see still shows its value; `stacked` puts (b) under (a) instead of beside it, for
+    many models or long tick labels. Returns the figure.
     """
     if not runs:
         raise ValueError("runs must hold at least one model")
@@ -183,9 +187,11 @@ def plot_loss_and_error(
             raise ValueError(f"colors has no entry for {label!r}")
         if not seeds:
             raise ValueError(f"runs[{label!r}] holds no seed")
+    check_bool("value_labels", value_labels)
+    check_bool("stacked", stacked)
     linestyles = linestyles or {}
     tick_labels = tick_labels or {}
-    fig, (ax_a, ax_b) = subplots(1, 2)
+    fig, (ax_a, ax_b) = subplots(2, 1, figsize=(6.4, 6.6)) if stacked else subplots(1, 2)
     for label, seeds in runs.items():
         for i, (loss, _) in enumerate(seeds):
             smooth = moving_average(loss, window)
@@ -196,12 +202,21 @@ def plot_loss_and_error(
     ax_a.set_xlabel("training step")
     ax_a.set_ylabel(f"training loss (cross-entropy, {window}-step mean)")
     ax_a.legend(fontsize=8)
+    means = []
     for i, (label, seeds) in enumerate(runs.items()):
         errors = [100 * err for _, err in seeds]
-        ax_b.bar(i, sum(errors) / len(errors), color=colors[label], alpha=0.8)
+        means.append(sum(errors) / len(errors))
+        ax_b.bar(i, means[-1], color=colors[label], alpha=0.8)
         ax_b.plot([i] * len(errors), errors, "o", color="black", ms=4)
     ax_b.set_xticks(range(len(runs)), [tick_labels.get(label, label) for label in runs],
                     fontsize=9)
     ax_b.set_ylabel(error_label)
     label_panels((ax_a, ax_b), panel_loc)
+    if value_labels:
+        top = max(max(100 * err for _, err in seeds) for seeds in runs.values())
+        ax_b.set_ylim(0, 1.15 * top if top > 0 else 1)
+        for i, (mean, seeds) in enumerate(zip(means, runs.values(), strict=True)):
+            highest = max(100 * err for _, err in seeds)  # above the bar and its dots
+            ax_b.annotate(f"{mean:.1f}%", (i, highest), xytext=(0, 4),
+                          textcoords="offset points", ha="center", va="bottom", fontsize=9)
     return fig

@@ -23,6 +23,7 @@ from torch import nn  # noqa: E402
 
 from lessons_lib import (  # noqa: E402
     data,
+    diagrams,
     display,
     models,
     normalization,
@@ -360,6 +361,10 @@ CASES = [
     case(plotting.plot_loss_and_error, lambda: plotting.plot_loss_and_error({}, {}), ValueError,
          "runs must hold at least one model"),
     case(plotting.subplots, lambda: plotting.subplots(0), ValueError, "rows"),
+    # --- diagrams ----------------------------------------------------------------------------
+    case(diagrams.draw_block, lambda: diagrams.draw_block(plotting.subplots()[1], ["W"],
+                                                         projection="Ws"),
+         ValueError, "projection needs a shortcut"),
     # --- widgets -----------------------------------------------------------------------------
     case(widgets.ln_steps, lambda: widgets.ln_steps(torch.tensor([1.0, NAN])), ValueError,
          "x must be finite"),
@@ -402,7 +407,7 @@ def test_bad_input_raises_a_clear_error(c):
 
 
 MODULES = [normalization, variance, models, residual, recurrent, training, progress, probes,
-           data, stats, display, plotting, widgets, seeding]
+           data, stats, display, plotting, diagrams, widgets, seeding]
 # Plain records of results (no checks of their own: the functions that build them check),
 # and functions without arguments.
 NOT_PROBED = {

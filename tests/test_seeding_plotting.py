@@ -121,6 +121,21 @@ def test_plot_loss_and_error_draws_every_seed_and_the_mean_error():
         plot_loss_and_error(runs, {"plain": "red"})
 
 
+def test_plot_loss_and_error_labels_every_bar_even_a_tiny_one_and_can_stack():
+    runs = {"plain-6": [([1.0] * 20, 0.002)] * 3, "plain-30": [([2.0] * 20, 0.6)] * 3}
+    colors = {"plain-6": color("plain"), "plain-30": color("plain")}
+    _, ax_b = plot_loss_and_error(runs, colors).get_axes()
+    assert [t.get_text() for t in ax_b.texts[1:]] == ["0.2%", "60.0%"]  # after the panel label
+    assert ax_b.get_ylim()[1] > 60.0  # room for the label above the tallest bar
+    _, bare = plot_loss_and_error(runs, colors, value_labels=False).get_axes()
+    assert [t.get_text() for t in bare.texts] == ["(b)"]
+    ax_a, ax_b = plot_loss_and_error(runs, colors, stacked=True).get_axes()
+    (a_x, a_y), (b_x, b_y) = (ax.get_position().p0 for ax in (ax_a, ax_b))
+    assert abs(a_x - b_x) < 0.05 and b_y < a_y  # (b) under (a)
+    with pytest.raises(TypeError, match="stacked must be a bool"):
+        plot_loss_and_error(runs, colors, stacked="yes")
+
+
 def test_max_diff_spread_and_seed_range():
     assert max_diff(torch.tensor([1.0, 2.0]), torch.tensor([1.5, 0.0])) == 2.0
     assert max_diff(torch.zeros(2, 3), torch.zeros(3)) == 0.0  # broadcasts
