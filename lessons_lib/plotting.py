@@ -38,6 +38,7 @@ COLORS: dict[str, str] = {
     "original": "#1f77b4",
     "bn_after_add": "#d62728",
     "relu_before_add": "#ff7f0e",
+    "relu_preact": "#8c564b",
     "preact": "#2ca02c",
 }
 # Colours for series that are no course concept (e.g. four settings of gamma and beta), in
