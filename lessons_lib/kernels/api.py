@@ -47,7 +47,8 @@ from lessons_lib.normalization import NORM_KINDS, NormKind, normalize
 Backend = Literal["auto", "triton", "reference"]
 BACKENDS: tuple[str, ...] = ("auto", "triton", "reference")
 # Default eps per norm, as torch.nn.LayerNorm and torch.nn.RMSNorm have them: 1e-5, and None
-# for RMSNorm, which means torch.finfo(dtype of h).eps (F.rms_norm's rule).
+# for RMSNorm, which means the machine epsilon of the dtype the norm computes in (F.rms_norm's
+# rule: float32's, 1.19e-7, for fp16/bf16/fp32 inputs; float64's for float64).
 DEFAULT_EPS: dict[str, float | None] = {"layernorm": 1e-5, "rmsnorm": None}
 DOUBLE_BACKWARD_ERROR = (
     "fused_add_norm (backend='triton') has no second derivative: its backward is not "
@@ -69,7 +70,7 @@ def resolve_eps(eps: float | None, norm: str, dtype: torch.dtype) -> float:
     if eps is None:
         eps = DEFAULT_EPS[norm]
     if eps is None:
-        return float(torch.finfo(dtype).eps)
+        return float(torch.finfo(torch.float64 if dtype == torch.float64 else torch.float32).eps)
     return check_positive("eps", eps, allow_zero=True)
 
 
@@ -120,7 +121,15 @@ def _resolve_backend(backend: str, x: torch.Tensor) -> str:
 
 
 def _check_triton_inputs(x: torch.Tensor, residual_dtype: torch.dtype) -> None:
-    """What the Triton kernel cannot do (checked without importing Triton)."""
+    """What the Triton kernel cannot do; and Triton itself, imported on first use.
+
+    The import happens here, before the op runs, because PyTorch's op dispatch imports Triton
+    (in compiled mode) on its way to the kernel; `require_triton` must come first to switch the
+    interpreter on by itself on a machine without a GPU. Under torch.compile Triton is imported
+    already, and the check is left out of the graph.
+    """
+    if not torch.compiler.is_compiling():
+        require_triton()  # ImportError saying how to install it
     for name, dtype in (("x", x.dtype), ("residual_dtype", residual_dtype)):
         if dtype not in TRITON_DTYPES:
             raise TypeError(
@@ -191,19 +200,21 @@ def _bwd_op(
     rstd: Tensor, x_dtype: torch.dtype, residual_dtype: torch.dtype | None,
     want_dx: bool, want_dresidual: bool, want_dweight: bool, want_dbias: bool,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """(dx, dresidual, dweight, dbias), empty where not wanted. dresidual is empty, too, when it
-    equals dx (same dtype): the caller hands dx to both, as the kernel writes it once."""
+    """(dx, dresidual, dweight, dbias), empty where not wanted. dresidual is empty, too, when the
+    kernel hands dx to both (same dtype: it writes the gradient once); `_backward` then uses dx.
+    """
     impl = _triton_impl()
     shape = h.shape
     dx, dres, dw, db = impl.backward(
         _as_rows(dy), None if dh is None else _as_rows(dh), _as_rows(h), weight, mean, rstd,
-        x_dtype, residual_dtype, want_dx=want_dx or (want_dresidual and residual_dtype == x_dtype),
-        want_dresidual=want_dresidual and residual_dtype != x_dtype,
+        x_dtype, residual_dtype, want_dx=want_dx, want_dresidual=want_dresidual,
         want_dweight=want_dweight, want_dbias=want_dbias,
     )
+    if dx is None and dres is not None and dres.dtype == x_dtype:
+        dx, dres = dres, None  # the residual alone wanted its gradient: one tensor, returned once
     return (
         _empty(h, x_dtype) if dx is None else dx.view(shape),
-        _empty(h, residual_dtype) if dres is None else dres.view(shape),
+        _empty(h, residual_dtype) if dres is None or dres is dx else dres.view(shape),
         _empty(h, torch.float32) if dw is None else dw,
         _empty(h, torch.float32) if db is None else db,
     )
@@ -213,6 +224,7 @@ def _bwd_op(
 def _bwd_fake(dy, dh, h, weight, mean, rstd, x_dtype, residual_dtype, want_dx, want_dresidual,
               want_dweight, want_dbias):
     n = h.shape[-1]
+    want_dresidual = want_dresidual and residual_dtype is not None
     separate = want_dresidual and residual_dtype != x_dtype
     full_dx = want_dx or (want_dresidual and residual_dtype == x_dtype)
     return (
@@ -249,10 +261,10 @@ def _backward(ctx, dy, dh, _dmean, _drstd):
             wants_x, wants_res and ctx.residual_dtype is not None, wants_w,
             wants_b and ctx.bias_dtype is not None,
         )
-    same_dtype = ctx.residual_dtype == ctx.x_dtype  # then the kernel wrote dh once, into dx
+    shared = dres.shape == (0,)  # the kernel wrote dh once, into dx, for both inputs
     grads = (
         dx if wants_x else None,
-        (dx if same_dtype else dres) if wants_res and ctx.residual_dtype else None,
+        (dx if shared else dres) if wants_res and ctx.residual_dtype else None,
         dw.to(ctx.weight_dtype) if wants_w and ctx.weight_dtype else None,
         db.to(ctx.bias_dtype) if wants_b and ctx.bias_dtype else None,
     )
@@ -323,7 +335,8 @@ def fused_add_norm(
         residual: optional, same shape and device as x; dtype x's or `residual_dtype`.
         weight, bias: optional (N,) tensors, in x's dtype or float32 (any strides).
         eps: added to the variance inside the square root; default 1e-5 for LayerNorm and, for
-            RMSNorm, torch.finfo(residual_dtype).eps (as torch.nn.RMSNorm and F.rms_norm).
+            RMSNorm, the machine epsilon of the compute dtype (float32's for fp16/bf16/fp32),
+            as torch.nn.RMSNorm and F.rms_norm have it.
         norm: "layernorm" or "rmsnorm".
         residual_dtype: dtype of h, x's dtype or float32 (default: residual's dtype, or x's).
             float32 keeps the residual stream exact-er while activations are fp16/bf16.
@@ -361,7 +374,7 @@ class FusedAddNorm(nn.Module):
     `forward(hidden, residual=None) -> (y, h)` with h = hidden + residual (the new residual
     stream) and y = norm(h) * weight + bias. The constructor takes `nn.LayerNorm`'s arguments
     (`normalized_shape`, `eps`, `elementwise_affine`, `bias`, `device`, `dtype`) with the same
-    defaults for each norm (RMSNorm: eps None means torch.finfo(dtype).eps, no bias), and the
+    defaults for each norm (RMSNorm: eps None, the compute dtype's epsilon; no bias), and the
     parameters have the same names and shapes, so a state dict of either loads into it.
 
     Keyword options: `norm` ("layernorm" or "rmsnorm"), `residual_dtype` (dtype of h, e.g.

@@ -93,7 +93,7 @@ def backward_config(n: int, elt_size: int = 2) -> Config:
 
 
 def config_for(config: Config, device: torch.device) -> Config:
-    """`config` as launched on `device`: on the CPU, more rows per program (see CPU_TILE_ELEMENTS)."""
+    """`config` as launched on `device`: on the CPU, more rows per program (CPU_TILE_ELEMENTS)."""
     if device.type != "cpu":
         return config
     block_m = max(config.block_m, min(64, CPU_TILE_ELEMENTS // config.block_n))
@@ -396,7 +396,8 @@ def fused_add_norm_bwd_kernel(
             #    registers across the loop; loaded as a (1, BLOCK_N) tile, it comes in the same
             #    layout as dy, with no reshuffle through shared memory.
             if HAS_WEIGHT:
-                g = dy * tl.load(W + cols[None, :], mask=col_mask[None, :], other=0.0).to(tl.float32)
+                w = tl.load(W + cols[None, :], mask=col_mask[None, :], other=0.0)
+                g = dy * w.to(tl.float32)
             else:
                 g = dy
             # dh = rstd * (g - mean(g) - x_hat * mean(g * x_hat)); RMSNorm has no mean(g) term.
@@ -433,7 +434,7 @@ def fused_add_norm_bwd_kernel(
 
 
 def sm_count(device: torch.device) -> int:
-    """Streaming multiprocessors of a CUDA device (its own function: `ptx_report` sets an H100's)."""
+    """Streaming multiprocessors of a CUDA device."""
     return torch.cuda.get_device_properties(device).multi_processor_count
 
 
