@@ -424,8 +424,9 @@ def fused_add_norm_bwd_kernel(
                 )
                 tl.store(dri_ptrs + cols[None, :], dh.to(DResidualIn.dtype.element_ty), mask=mask)
 
-    # 8. Every program writes its row of partial sums, zeros if it got no rows: the buffer comes
-    #    from torch.empty and the host sums all of it.
+    # 8. Every program writes its row of partial sums, zeros if it got no rows (with the sums in
+    #    memory, it wrote them at the start): the buffer comes from torch.empty, and the host
+    #    adds up the rows of all the programs it launched.
     if ACC_IN_REGISTERS:
         if COMPUTE_DW:
             tl.store(DW + pid * N + cols, dw_acc, mask=col_mask)
