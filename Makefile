@@ -16,7 +16,7 @@ NBVAL_FLAGS := --nbval-lax --nbval-current-env --nbval-cell-timeout=120 -q --dur
 timed = @start=$$(date +%s); $(2) || exit $$?; echo "[time] $(1): $$(( $$(date +%s) - start )) s"
 
 .PHONY: help install book test lint test-lib test-notebooks test-book test-assignments \
-        lab release strip lock bench clean
+        lab release strip lock bench ptx-report clean
 
 help:
 	@echo "make book     build the book into _build/html (open _build/html/index.html)"
@@ -24,6 +24,7 @@ help:
 	@echo "make lab      open JupyterLab on the lessons with the course's environment"
 	@echo "make release  student release of the exercises into _build/nbgrader/release"
 	@echo "make bench    benchmark the fused kernel (GPU figures need a CUDA GPU)"
+	@echo "make ptx-report  compile the fused kernel for an H100 and print registers, spills, loads"
 	@echo "make strip    strip outputs from the notebooks before committing"
 
 $(STAMP): pyproject.toml requirements/constraints.txt
@@ -77,6 +78,10 @@ release: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m lessons_lib.kernels.benchmark --out benchmarks/results.json
+
+# Compiles for sm_90a without a GPU; --write refreshes the copy lesson 08 shows.
+ptx-report: $(STAMP)
+	env -u TRITON_INTERPRET $(BIN)/python -m lessons_lib.kernels.ptx_report --write
 
 strip: $(STAMP)
 	$(BIN)/jupyter nbconvert --clear-output --inplace --log-level=WARN $(NOTEBOOKS)

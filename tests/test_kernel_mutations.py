@@ -48,6 +48,9 @@ def _case(case):
     return lambda mp: check_case(case)
 
 
+_aliasing_test = kernel_tests.test_dresidual_is_dx_when_dtypes_match_and_separate_otherwise
+
+
 def _grads(grads, residual_fp32=False):
     return lambda mp: kernel_tests.test_requires_grad_combinations(grads, residual_fp32)
 
@@ -98,11 +101,10 @@ MUTATIONS = [
              (_case(Case(m=5, n=17, dtype=torch.float32, data="shift")),)),
     Mutation("dresidual written separately although it equals dx", "kernel",
              "alias = want_dresidual and residual_dtype == x_dtype", "alias = False",
-             (lambda mp: kernel_tests.test_dresidual_is_dx_when_dtypes_match_and_separate_otherwise(),
-              )),
+             (lambda mp: _aliasing_test(),)),
     Mutation("the launch outside the device guard", "kernel",
-             "    with device_guard(device):\n        launch(\n            kernel, (triton.cdiv(",
-             "    with contextlib.nullcontext():\n        launch(\n            kernel, (triton.cdiv(",
+             "with device_guard(device):\n        launch(\n            kernel, (triton.cdiv(",
+             "with contextlib.nullcontext():\n        launch(\n            kernel, (triton.cdiv(",
              (lambda mp: kernel_tests.test_launches_go_through_the_device_guard(mp),)),
     Mutation("idle programs leave their partial-sum row unwritten", "kernel",
              "dw_acc = tl.zeros((BLOCK_N,), dtype=tl.float32)",

@@ -116,7 +116,10 @@ def _check_inputs(x, residual, weight, bias, eps, norm, residual_dtype, backend)
 
 def _resolve_backend(backend: str, x: torch.Tensor) -> str:
     if backend == "auto":
-        return "triton" if x.is_cuda and triton_available() else "reference"
+        # Under torch.compile on CUDA, Triton is there (Inductor needs it): no import machinery
+        # in the traced code.
+        has_triton = torch.compiler.is_compiling() or triton_available()
+        return "triton" if x.is_cuda and has_triton else "reference"
     return backend
 
 
@@ -349,8 +352,7 @@ def fused_add_norm(
     eps, residual_dtype = _check_inputs(
         x, residual, weight, bias, eps, norm, residual_dtype, backend
     )
-    backend = _resolve_backend(backend, x)
-    if backend == "reference":
+    if _resolve_backend(backend, x) == "reference":
         return _reference(x, residual, weight, bias, eps, norm, residual_dtype)
     _check_triton_inputs(x, residual_dtype)
     # The kernel indexes weight and bias as W + column: make strided ones (a view, an expanded
@@ -420,11 +422,10 @@ class FusedAddNorm(nn.Module):
         self.residual_dtype = residual_dtype
         self.backend = backend
         use_bias = (norm == "layernorm") if bias is None else bias
-        factory = {"device": device, "dtype": dtype}
         if elementwise_affine:
-            self.weight = nn.Parameter(torch.empty(normalized_shape, **factory))
+            self.weight = nn.Parameter(torch.empty(normalized_shape, device=device, dtype=dtype))
             if use_bias:
-                self.bias = nn.Parameter(torch.empty(normalized_shape, **factory))
+                self.bias = nn.Parameter(torch.empty(normalized_shape, device=device, dtype=dtype))
             else:
                 self.register_parameter("bias", None)
         else:

@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -42,6 +43,7 @@ import torch.nn.functional as F
 from lessons_lib.kernels import bytes_model
 from lessons_lib.kernels.api import fused_add_norm
 from lessons_lib.kernels.triton_support import triton_available
+from lessons_lib.normalization import NormKind
 
 SCHEMA = "lessons_lib.kernels.benchmark/2"
 HIDDEN_SIZES = [768, 1024, 2048, 4096, 8192, 16384]
@@ -68,7 +70,7 @@ def model_bytes(m: int, n: int, dtype: torch.dtype, norm: str, pass_: str, impl:
 
 
 def bytes_model_results(
-    hidden_sizes: list[int], dtypes: list[torch.dtype], norm: str = "layernorm"
+    hidden_sizes: list[int], dtypes: list[torch.dtype], norm: NormKind = "layernorm"
 ) -> list[dict]:
     """The bytes-moved model for every (dtype, N), with h in x's dtype and in float32."""
     rows = bytes_model.table(hidden_sizes, dtypes, norm=norm)
@@ -77,7 +79,7 @@ def bytes_model_results(
     return rows
 
 
-def unfused(x, residual, weight, bias, norm: str = "layernorm", eps: float = EPS):
+def unfused(x, residual, weight, bias, norm: NormKind = "layernorm", eps: float = EPS):
     """PyTorch eager: the add and the norm as two separate operations."""
     h = x + residual
     n = h.shape[-1]
@@ -156,7 +158,7 @@ def _fused_programs(n: int, dtype: torch.dtype, device: str, m: int) -> int:
     return min(tiles, k.num_programs(torch.device(device), config.programs_per_sm))
 
 
-def check_against_eager(args, grads, norm: str) -> dict:
+def check_against_eager(args, grads, norm: NormKind) -> dict:
     """The fused kernel's six outputs against eager PyTorch's, each measured against an fp32
     computation from the same inputs: ok if fused error <= 2 x eager's + tolerance."""
     x, residual, weight, bias = args
@@ -179,7 +181,7 @@ def check_against_eager(args, grads, norm: str) -> dict:
     got = outputs(fused, args)
     own = outputs(eager, args)
     ref = outputs(eager, [None if t is None else t.detach().float() for t in args])
-    result = {"ok": True}
+    result: dict[str, Any] = {"ok": True}
     for name, g, e, r in zip(OUTPUTS, got, own, ref, strict=False):
         err = (g.float() - r).abs().max().item()
         err_eager = (e.float() - r).abs().max().item()
@@ -201,7 +203,7 @@ def _shapes(hidden_sizes, dtypes, m, large_m, large_m_sizes):
 
 
 def gpu_results(
-    m: int, hidden_sizes: list[int], dtypes: list[torch.dtype], norm: str, compile_: bool,
+    m: int, hidden_sizes: list[int], dtypes: list[torch.dtype], norm: NormKind, compile_: bool,
     device: str = "cuda", bench: Bench = _do_bench, bench_graph: Bench | None = _do_bench_cudagraph,
     copy_bytes: int = 1 << 30, large_m: int = LARGE_M, large_m_sizes: list[int] | None = None,
     budget_s: float = 270.0,
@@ -228,9 +230,10 @@ def gpu_results(
         }
         if compile_ and rows == m:
             torch._dynamo.reset()  # a fresh compile for this shape, not a dynamic one
-            impls["torch_compile"] = torch.compile(
-                lambda x, r, w, b: unfused(x, r, w, b, norm), dynamic=False
-            )
+            def eager_to_compile(x, r, w, b):
+                return unfused(x, r, w, b, norm)
+
+            impls["torch_compile"] = torch.compile(eager_to_compile, dynamic=False)
         args, leaves, grads = _inputs(rows, n, dtype, device, norm)
         checks.append({"m": rows, "dtype": _dtype_name(dtype), "n": n,
                        **check_against_eager(args, grads, norm)})
@@ -255,8 +258,9 @@ def gpu_results(
                             "gbps": fused_bytes / (ms * 1e-3) / 1e9, "gbps_achieved": achieved,
                         })
                 except Exception as err:  # record and go on: one failure must not lose the rest
+                    message = f"{type(err).__name__}: {err}"[:500]
                     errors.append({"impl": name, "timer": timer_name, "dtype": _dtype_name(dtype),
-                                   "n": n, "m": rows, "error": f"{type(err).__name__}: {err}"[:500]})
+                                   "n": n, "m": rows, "error": message})
         del args, leaves, grads, impls
         if device == "cuda":
             torch.cuda.empty_cache()
@@ -287,7 +291,7 @@ def _time_cpu(closure: Callable[[], object], repeats: int) -> float:
 
 
 def cpu_results(
-    m: int, hidden_sizes: list[int], dtypes: list[torch.dtype], norm: str, repeats: int
+    m: int, hidden_sizes: list[int], dtypes: list[torch.dtype], norm: NormKind, repeats: int
 ) -> dict:
     """Wall-clock times on the CPU of the reference backend and the unfused eager code."""
     impls: dict[str, Callable] = {
@@ -315,7 +319,7 @@ def cpu_results(
 
 def run(
     *, m: int = 4096, cpu_m: int = 256, hidden_sizes: list[int] | None = None,
-    dtypes: list[torch.dtype] | None = None, norm: str = "layernorm", compile_: bool = True,
+    dtypes: list[torch.dtype] | None = None, norm: NormKind = "layernorm", compile_: bool = True,
     repeats: int = 5, large_m: int = LARGE_M, budget_s: float = 270.0, cuda_graphs: bool = True,
 ) -> dict:
     """Everything the JSON file holds, as a dict."""
@@ -378,7 +382,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     report = run(
         m=args.rows, cpu_m=args.cpu_rows, hidden_sizes=args.sizes,
-        dtypes=[DTYPES[d] for d in args.dtypes], norm=args.norm, compile_=not args.no_compile,
+        dtypes=[DTYPES[d] for d in args.dtypes], norm=cast(NormKind, args.norm),
+        compile_=not args.no_compile,
         repeats=args.repeats, large_m=args.large_rows, budget_s=args.budget_s,
         cuda_graphs=not args.no_cuda_graphs,
     )

@@ -25,7 +25,7 @@ rows: `per_call_bytes` counts them, `total_bytes` adds them for M rows.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
@@ -78,7 +78,7 @@ def accesses(
     stats = STAT_BYTES * (2 if norm == "layernorm" else 1)  # RMSNorm has no mean
     acc: list[Access] = []
 
-    def add(kernel: str, tensor: str, op: str, nbytes: int) -> None:
+    def add(kernel: str, tensor: str, op: Literal["read", "write"], nbytes: int) -> None:
         acc.append(Access(kernel, tensor, op, nbytes))
 
     if direction == "forward":
@@ -177,7 +177,7 @@ def table(
     for dtype in dtypes:
         res = torch.float32 if residual_in_fp32 else dtype
         for n in hidden_sizes:
-            row = {"dtype": str(dtype).removeprefix("torch."),
+            row: dict[str, Any] = {"dtype": str(dtype).removeprefix("torch."),
                    "residual_dtype": str(res).removeprefix("torch."), "n": n, "norm": norm}
             for direction in ("forward", "backward"):
                 for impl in IMPLS:

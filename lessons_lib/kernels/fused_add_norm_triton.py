@@ -80,15 +80,16 @@ def backward_config(n: int, elt_size: int = 2) -> Config:
     dbias) across its loop. Up to N = 8192 they fit in registers next to the row; above, they
     live in memory (see the kernel, step 2), and 16-bit rows of 16384 take 16 warps, because
     with 32 ptxas spills the registers that hold conversions between 16- and 32-bit layouts.
-    The grid: 32 warps per SM for programs of up to 8 warps, one program per SM for larger ones
-    (they use more than 64 registers per thread or 1024 threads: no second one fits).
+    The grid: 24 warps per SM for programs of up to 8 warps (they use up to 74 registers per
+    thread, which leaves room for 28 warps), one program per SM for larger ones (more than 64
+    registers per thread or 1024 threads: no second one fits).
     """
     block_n = triton.next_power_of_2(n)
     block_m = max(1, min(16, 1024 // block_n))
     num_warps = _warps(block_m * block_n * elt_size)
     if block_n == 16384 and elt_size < 4:
         num_warps = 16
-    programs_per_sm = 32 // num_warps if num_warps <= 8 else 1
+    programs_per_sm = 24 // num_warps if num_warps <= 8 else 1
     return Config(block_m, block_n, num_warps, programs_per_sm, acc_in_registers=block_n <= 8192)
 
 
@@ -375,7 +376,7 @@ def fused_add_norm_bwd_kernel(
         dy_ptrs = DY + rows[:, None] * ((stride_dy_row // ROW_ALIGN) * ROW_ALIGN) + cols[None, :]
         dy = tl.load(dy_ptrs, mask=mask, other=0.0).to(tl.float32)
 
-        # 4. The parameter gradients first: after this dy is needed only through g.
+        # 4. The parameter gradients first: after this, dy is needed only in g.
         if ACC_IN_REGISTERS:
             if COMPUTE_DW:
                 dw_acc += tl.sum(dy * x_hat, axis=0)
