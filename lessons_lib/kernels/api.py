@@ -18,8 +18,9 @@ autograd formula. So `torch.compile` sees one opaque op (no graph break; it neve
 Triton, which is why the interpreter works under it too) and `torch.export` records it.
 
 Autocast: the ops have no autocast rule, so under `torch.autocast` they run in the dtypes they
-are given and y has x's dtype. `nn.LayerNorm` under autocast runs in float32 (layer_norm is on
-autocast's float32 list) and returns float32. Cast the output if the next layer needs it.
+are given and y has x's dtype. `nn.LayerNorm` under CUDA autocast runs in float32 (layer_norm is
+on autocast's float32 list) and returns float32; under CPU autocast it keeps a bf16 input's
+dtype, as the fused op does. Cast the output if the next layer needs another dtype.
 
 The backward is not differentiable again: a double backward (`create_graph=True`, a gradient
 penalty) raises RuntimeError when the second derivative is asked for. The reference backend
