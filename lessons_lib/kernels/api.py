@@ -29,7 +29,7 @@ supports it.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -58,7 +58,7 @@ DOUBLE_BACKWARD_ERROR = (
 )
 
 
-def _triton_impl():
+def _triton_impl() -> Any:
     """The kernel module, imported on first use (it needs Triton)."""
     require_triton()
     from lessons_lib.kernels import fused_add_norm_triton
@@ -75,7 +75,10 @@ def resolve_eps(eps: float | None, norm: str, dtype: torch.dtype) -> float:
     return check_positive("eps", eps, allow_zero=True)
 
 
-def _check_inputs(x, residual, weight, bias, eps, norm, residual_dtype, backend):
+def _check_inputs(
+    x: Tensor, residual: Tensor | None, weight: Tensor | None, bias: Tensor | None,
+    eps: float | None, norm: str, residual_dtype: torch.dtype | None, backend: str,
+) -> tuple[float, torch.dtype]:
     """Validate the arguments; return (eps, residual_dtype) with their defaults filled in."""
     check_choice("norm", norm, NORM_KINDS)
     check_choice("backend", backend, BACKENDS)
@@ -187,7 +190,10 @@ def _fwd_op(
 
 
 @_fwd_op.register_fake
-def _fwd_fake(x, residual, weight, bias, eps, is_rms_norm, residual_dtype, store_h, store_stats):
+def _fwd_fake(
+    x: Tensor, residual: Tensor | None, weight: Tensor | None, bias: Tensor | None, eps: float,
+    is_rms_norm: bool, residual_dtype: torch.dtype, store_h: bool, store_stats: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     m = x.numel() // x.shape[-1]
     stats = x.new_empty((m,), dtype=torch.float32)
     return (
@@ -225,8 +231,11 @@ def _bwd_op(
 
 
 @_bwd_op.register_fake
-def _bwd_fake(dy, dh, h, weight, mean, rstd, x_dtype, residual_dtype, want_dx, want_dresidual,
-              want_dweight, want_dbias):
+def _bwd_fake(
+    dy: Tensor, dh: Tensor | None, h: Tensor, weight: Tensor | None, mean: Tensor | None,
+    rstd: Tensor, x_dtype: torch.dtype, residual_dtype: torch.dtype | None, want_dx: bool,
+    want_dresidual: bool, want_dweight: bool, want_dbias: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     n = h.shape[-1]
     want_dresidual = want_dresidual and residual_dtype is not None
     separate = want_dresidual and residual_dtype != x_dtype
@@ -240,7 +249,7 @@ def _bwd_fake(dy, dh, h, weight, mean, rstd, x_dtype, residual_dtype, want_dx, w
     )
 
 
-def _setup_context(ctx, inputs, output):
+def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
     x, residual, weight, bias, _eps, is_rms_norm, residual_dtype, store_h, _store_stats = inputs
     _y, h, mean, rstd = output
     ctx.save_for_backward(h if store_h else x, weight, mean, rstd)
@@ -253,7 +262,9 @@ def _setup_context(ctx, inputs, output):
     ctx.set_materialize_grads(False)  # a gradient nobody sends (dh of an unused h) is not read
 
 
-def _backward(ctx, dy, dh, _dmean, _drstd):
+def _backward(
+    ctx: Any, dy: Tensor | None, dh: Tensor | None, _dmean: Tensor | None, _drstd: Tensor | None
+) -> tuple[Tensor | None, ...]:
     h, weight, mean, rstd = ctx.saved_tensors
     wants_x, wants_res, wants_w, wants_b = ctx.needs_input_grad[:4]
     if dy is None:  # only h was used downstream
@@ -281,21 +292,23 @@ class _NotDifferentiableAgain(torch.autograd.Function):
     passes through it: none can come out silently short of terms."""
 
     @staticmethod
-    def forward(ctx, grads, *anchors):
+    def forward(ctx: Any, grads: list[Tensor], *anchors: Tensor) -> tuple[Tensor, ...]:
         return tuple(g.view_as(g) for g in grads)
 
     @staticmethod
-    def backward(ctx, *_):
+    def backward(ctx: Any, *_: Any) -> Any:
         raise RuntimeError(DOUBLE_BACKWARD_ERROR)
 
 
-def _once_differentiable(grads, anchors):
+def _once_differentiable(
+    grads: tuple[Tensor | None, ...], anchors: tuple[Tensor | None, ...]
+) -> tuple[Tensor | None, ...]:
     """Under create_graph=True, make a second derivative through these gradients raise."""
-    anchors = [t for t in anchors if t is not None and t.requires_grad]
-    if not torch.is_grad_enabled() or not anchors:
+    connected = [t for t in anchors if t is not None and t.requires_grad]
+    if not torch.is_grad_enabled() or not connected:
         return grads
     present = [g for g in grads if g is not None]
-    marked = iter(_NotDifferentiableAgain.apply(present, *anchors))
+    marked = iter(_NotDifferentiableAgain.apply(present, *connected))
     return tuple(None if g is None else next(marked) for g in grads)
 
 
@@ -309,7 +322,10 @@ _fwd_op.register_autograd(lambda ctx, *grads: _backward(ctx, *grads),
 # ---------------------------------------------------------------------------------------------
 
 
-def _reference(x, residual, weight, bias, eps, norm, residual_dtype):
+def _reference(
+    x: Tensor, residual: Tensor | None, weight: Tensor | None, bias: Tensor | None, eps: float,
+    norm: NormKind, residual_dtype: torch.dtype,
+) -> tuple[Tensor, Tensor]:
     """Plain PyTorch, differentiable by autograd, with the kernel's rounding: the sum is formed in
     float32 (float64 for float64 tensors), rounded once to the residual dtype, and normalized."""
     if residual is None:

@@ -79,7 +79,9 @@ def bytes_model_results(
     return rows
 
 
-def unfused(x, residual, weight, bias, norm: NormKind = "layernorm", eps: float = EPS):
+def unfused(x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor | None,
+            bias: torch.Tensor | None, norm: NormKind = "layernorm",
+            eps: float = EPS) -> tuple[torch.Tensor, torch.Tensor]:
     """PyTorch eager: the add and the norm as two separate operations."""
     h = x + residual
     n = h.shape[-1]
@@ -88,10 +90,10 @@ def unfused(x, residual, weight, bias, norm: NormKind = "layernorm", eps: float 
     return F.rms_norm(h, (n,), weight, eps), h
 
 
-def _inputs(m: int, n: int, dtype: torch.dtype, device: str, norm: str):
+def _inputs(m: int, n: int, dtype: torch.dtype, device: str, norm: str) -> tuple[Any, Any, Any]:
     gen = torch.Generator(device=device).manual_seed(0)
 
-    def randn(*shape, scale=1.0, shift=0.0):
+    def randn(*shape: int, scale: float = 1.0, shift: float = 0.0) -> torch.Tensor:
         t = shift + scale * torch.randn(shape, generator=gen, device=device)
         return t.to(dtype).requires_grad_()
 
@@ -104,19 +106,19 @@ def _inputs(m: int, n: int, dtype: torch.dtype, device: str, norm: str):
     return (x, residual, weight, bias), leaves, grads
 
 
-def _passes(fn: Callable, args, leaves, grads) -> dict[str, Callable[[], object]]:
+def _passes(fn: Callable, args: Any, leaves: Any, grads: Any) -> dict[str, Callable[[], object]]:
     """Three closures to time: forward only (no graph), backward only, and both."""
 
-    def forward():
+    def forward() -> object:
         with torch.no_grad():
             return fn(*args)
 
     outputs = fn(*args)
 
-    def backward():
+    def backward() -> object:
         return torch.autograd.grad(outputs, leaves, grads, retain_graph=True)
 
-    def both():
+    def both() -> object:
         return torch.autograd.grad(fn(*args), leaves, grads)
 
     return {"forward": forward, "backward": backward, "forward+backward": both}
@@ -158,13 +160,13 @@ def _fused_programs(n: int, dtype: torch.dtype, device: str, m: int) -> int:
     return min(tiles, k.num_programs(torch.device(device), config.programs_per_sm))
 
 
-def check_against_eager(args, grads, norm: NormKind) -> dict:
+def check_against_eager(args: Any, grads: Any, norm: NormKind) -> dict:
     """The fused kernel's six outputs against eager PyTorch's, each measured against an fp32
     computation from the same inputs: ok if fused error <= 2 x eager's + tolerance."""
     x, residual, weight, bias = args
     dtype = x.dtype
 
-    def outputs(fn, tensors):
+    def outputs(fn: Callable, tensors: Any) -> list[torch.Tensor]:
         leaves = [t.detach().clone().requires_grad_() for t in tensors if t is not None]
         it = iter(leaves)
         call = [next(it) if t is not None else None for t in tensors]
@@ -172,10 +174,10 @@ def check_against_eager(args, grads, norm: NormKind) -> dict:
         dy, dh = (g.to(y.dtype) for g in grads)
         return [y, h, *torch.autograd.grad((y, h), leaves, (dy, dh))]
 
-    def fused(x, r, w, b):
+    def fused(x: Any, r: Any, w: Any, b: Any) -> Any:
         return fused_add_norm(x, r, w, b, eps=EPS, norm=norm, backend="triton")
 
-    def eager(x, r, w, b):
+    def eager(x: Any, r: Any, w: Any, b: Any) -> Any:
         return unfused(x, r, w, b, norm)
 
     got = outputs(fused, args)
@@ -194,7 +196,8 @@ def check_against_eager(args, grads, norm: NormKind) -> dict:
     return result
 
 
-def _shapes(hidden_sizes, dtypes, m, large_m, large_m_sizes):
+def _shapes(hidden_sizes: list[int], dtypes: list[torch.dtype], m: int, large_m: int,
+            large_m_sizes: list[int]) -> list[tuple[int, torch.dtype, int]]:
     """(M, dtype, N) in the order they are measured: every N at M rows, then the large M."""
     shapes = [(m, dtype, n) for dtype in dtypes for n in hidden_sizes]
     if large_m:
@@ -230,7 +233,7 @@ def gpu_results(
         }
         if compile_ and rows == m:
             torch._dynamo.reset()  # a fresh compile for this shape, not a dynamic one
-            def eager_to_compile(x, r, w, b):
+            def eager_to_compile(x: Any, r: Any, w: Any, b: Any) -> Any:
                 return unfused(x, r, w, b, norm)
 
             impls["torch_compile"] = torch.compile(eager_to_compile, dynamic=False)

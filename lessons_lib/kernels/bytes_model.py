@@ -129,7 +129,7 @@ def accesses(
     return acc
 
 
-def bytes_per_row(n: int, **kwargs) -> int:
+def bytes_per_row(n: int, **kwargs: Any) -> int:
     """Total bytes read and written per row; keyword arguments as for `accesses`."""
     return sum(item.bytes for item in accesses(n, **kwargs))
 
@@ -158,7 +158,7 @@ def per_call_bytes(
     return total
 
 
-def total_bytes(m: int, n: int, *, programs: int = 0, **kwargs) -> int:
+def total_bytes(m: int, n: int, *, programs: int = 0, **kwargs: Any) -> int:
     """All the bytes of one pass over M rows: M x per-row bytes + the per-call bytes."""
     check_int("m", m, minimum=0)
     per_call = {k: v for k, v in kwargs.items() if k in ("x_dtype", "norm", "impl", "direction")}

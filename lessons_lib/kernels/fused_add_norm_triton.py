@@ -14,6 +14,7 @@ import contextlib
 import math
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import triton
@@ -125,7 +126,7 @@ def autotune_enabled() -> bool:
 
 
 @triton.jit(do_not_specialize=["M"])
-def fused_add_norm_fwd_kernel(
+def fused_add_norm_fwd_kernel(  # type: ignore[no-untyped-def]
     X,  # (M, N) pointer to the sublayer output x
     Residual,  # (M, N) pointer to the residual stream coming in (None if HAS_RESIDUAL is False)
     W,  # (N,) weight (gamma), or None
@@ -205,7 +206,7 @@ def fused_add_norm_fwd_kernel(
     tl.store(y_ptrs, y.to(Y.dtype.element_ty), mask=mask)
 
 
-def kernel_for(kernel, device: torch.device):
+def kernel_for(kernel: Any, device: torch.device) -> Any:
     """The kernel to launch on tensors of `device`: CUDA runs it, or the interpreter does.
 
     Whether a kernel is compiled or interpreted was fixed when Triton was imported (see
@@ -224,7 +225,7 @@ def kernel_for(kernel, device: torch.device):
     return kernel
 
 
-def device_guard(device: torch.device):
+def device_guard(device: torch.device) -> contextlib.AbstractContextManager[Any]:
     """Launch on the tensors' GPU, not the current one (tensors on cuda:1 while cuda:0 is
     current would otherwise run on the wrong device). A no-op off CUDA."""
     if device.type == "cuda":
@@ -232,7 +233,7 @@ def device_guard(device: torch.device):
     return contextlib.nullcontext()
 
 
-def launch(kernel, grid, *args, **kwargs):
+def launch(kernel: Any, grid: Any, *args: Any, **kwargs: Any) -> Any:
     """`kernel[grid](*args, **kwargs)`: the one place the launchers start a kernel
     (`ptx_report` replaces it to compile what the launchers would run, without a GPU)."""
     return kernel[grid](*args, **kwargs)
@@ -300,7 +301,7 @@ def forward(
 
 
 @triton.jit(do_not_specialize=["M", "programs_per_sm"])
-def fused_add_norm_bwd_kernel(
+def fused_add_norm_bwd_kernel(  # type: ignore[no-untyped-def]
     DY,  # (M, N) gradient of the loss with respect to y
     DResidualOut,  # (M, N) gradient flowing into h from later layers (None if absent)
     H,  # (M, N) the residual stream h saved by the forward
@@ -493,8 +494,12 @@ def backward(
     return (dx if want_dx else None, dx if alias else dres, dw, db)
 
 
-def _launch_backward(dy, dresidual_out, h, weight, mean, rstd, dx, dres, want_dw, want_db,
-                     max_programs):
+def _launch_backward(
+    dy: torch.Tensor, dresidual_out: torch.Tensor | None, h: torch.Tensor,
+    weight: torch.Tensor | None, mean: torch.Tensor | None, rstd: torch.Tensor,
+    dx: torch.Tensor | None, dres: torch.Tensor | None, want_dw: bool, want_db: bool,
+    max_programs: int | None,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """The launch itself; returns the summed fp32 dweight and dbias (or None)."""
     m, n = h.shape
     device = h.device
@@ -502,12 +507,12 @@ def _launch_backward(dy, dresidual_out, h, weight, mean, rstd, dx, dres, want_dw
     tiles = triton.cdiv(m, config.block_m)
     kernel = kernel_for(fused_add_norm_bwd_kernel, device)
     tuned = device.type == "cuda" and autotune_enabled() and max_programs is None
+    grid: Any
+    options: dict[str, int] = {}
     if tuned:
         kernel = _tuned_backward()
-        most = max(PROGRAMS_PER_SM)
-        buffer_rows = min(tiles, num_programs(device, most))
+        buffer_rows = min(tiles, num_programs(device, max(PROGRAMS_PER_SM)))
         grid = lambda meta: (min(tiles, num_programs(device, meta["programs_per_sm"])),)  # noqa: E731
-        options = {}
     else:
         buffer_rows = min(tiles, max_programs or num_programs(device, config.programs_per_sm))
         grid = (buffer_rows,)
@@ -559,7 +564,7 @@ WARPS = (1, 2, 4, 8, 16, 32)
 PROGRAMS_PER_SM = (1, 2, 4, 8)
 
 
-def _near(configs, heuristic: Config):
+def _near(configs: list[Any], heuristic: Config) -> list[Any]:
     """Candidates: half, the same and twice the heuristic's warps (each is a compile), and
     no more than 64 warps resident per SM."""
     warps = {heuristic.num_warps // 2, heuristic.num_warps, 2 * heuristic.num_warps}
@@ -567,7 +572,7 @@ def _near(configs, heuristic: Config):
             and c.num_warps * c.kwargs.get("programs_per_sm", 1) <= 64]
 
 
-def _tuned_forward():
+def _tuned_forward() -> Any:
     """The forward wrapped in `triton.autotune` over num_warps, keyed on N and the flags."""
     if "fwd" not in _TUNED:
         _TUNED["fwd"] = triton.autotune(
@@ -578,7 +583,7 @@ def _tuned_forward():
     return _TUNED["fwd"]
 
 
-def _tuned_backward():
+def _tuned_backward() -> Any:
     """The backward wrapped in `triton.autotune` over num_warps x programs per SM (a runtime
     argument: it changes the grid, not the compiled code)."""
     if "bwd" not in _TUNED:

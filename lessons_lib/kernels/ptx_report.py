@@ -31,8 +31,10 @@ import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -122,7 +124,7 @@ class _OfflineDriver:
     def get_current_stream(self, device: int | None = None) -> int:
         return 0
 
-    def get_current_target(self):
+    def get_current_target(self) -> Any:
         return self.target
 
 
@@ -137,7 +139,7 @@ def _check_compiled_mode() -> None:
 
 
 @contextlib.contextmanager
-def offline_compiler(capability: int = CAPABILITY):
+def offline_compiler(capability: int = CAPABILITY) -> Iterator[list[tuple[str, Any, str]]]:
     """Within the block, the launchers compile for sm_<capability> instead of launching.
 
     Yields the list that collects (kernel name, CompiledKernel, ptxas log) for each launch. Uses
@@ -151,7 +153,7 @@ def offline_compiler(capability: int = CAPABILITY):
 
     compiled: list[tuple[str, object, str]] = []
 
-    def warm_launch(kernel, grid, *args, **kwargs):
+    def warm_launch(kernel: Any, grid: Any, *args: Any, **kwargs: Any) -> None:
         log = io.StringIO()
         with contextlib.redirect_stdout(log):
             result = kernel.warmup(*args, grid=grid, **kwargs)
@@ -209,7 +211,8 @@ def _meta(*shape: int, dtype: torch.dtype) -> torch.Tensor:
 
 
 def compile_forward(n: int, dtype: torch.dtype, *, norm: str = "layernorm",
-                    residual_dtype: torch.dtype | None = None, full: bool = True):
+                    residual_dtype: torch.dtype | None = None,
+                    full: bool = True) -> tuple[str, Any, str]:
     """Compile the forward as `forward()` launches it for (M_ROWS, n) inputs of `dtype`."""
     from lessons_lib.kernels import fused_add_norm_triton as k
 
@@ -224,7 +227,8 @@ def compile_forward(n: int, dtype: torch.dtype, *, norm: str = "layernorm",
 
 
 def compile_backward(n: int, dtype: torch.dtype, *, norm: str = "layernorm",
-                     residual_dtype: torch.dtype | None = None, full: bool = True):
+                     residual_dtype: torch.dtype | None = None,
+                     full: bool = True) -> tuple[str, Any, str]:
     """Compile the backward as `backward()` launches it: the Pre-LN case, a gradient coming into
     h, every parameter and input wanting its gradient (`full=False`: no dh, no weight)."""
     from lessons_lib.kernels import fused_add_norm_triton as k

@@ -32,6 +32,7 @@ import os
 import sys
 from collections.abc import Iterator
 from types import ModuleType
+from typing import Any
 
 INSTALL_HINT = (
     "install it with `pip install triton` (Linux only; or `pip install -e .[kernel]` in the "
@@ -115,7 +116,7 @@ def undefined_masked_loads() -> Iterator[None]:
     builder = interpreter.InterpreterBuilder
     original = builder.create_masked_load
 
-    def poisoned(self, ptrs, mask, other, *args, **kwargs):
+    def poisoned(self: Any, ptrs: Any, mask: Any, other: Any, *args: Any, **kwargs: Any) -> Any:
         dtype = ptrs.get_element_ty()
         if other is None and dtype.is_floating():
             np_dtype = interpreter._get_np_dtype(dtype)
@@ -134,11 +135,11 @@ def undefined_masked_loads() -> Iterator[None]:
 class _MissingKernel:
     """What `@triton.jit` gives without Triton: the function, which cannot be launched."""
 
-    def __init__(self, fn):
+    def __init__(self, fn: Any) -> None:
         self.fn = fn
         self.__name__ = getattr(fn, "__name__", "kernel")
 
-    def __getitem__(self, grid):
+    def __getitem__(self, grid: Any) -> Any:
         raise ImportError(f"{self.__name__} is a Triton kernel and Triton is not installed: "
                           f"{INSTALL_HINT}")
 
@@ -152,7 +153,7 @@ class _MissingModule:
         self.__name__ = name
         self.constexpr = type("constexpr", (), {})
 
-    def jit(self, fn=None, **kwargs):
+    def jit(self, fn: Any = None, **kwargs: Any) -> Any:
         if fn is None:
             return lambda f: _MissingKernel(f)
         return _MissingKernel(fn)
@@ -165,7 +166,7 @@ class _MissingModule:
     def cdiv(a: int, b: int) -> int:
         return -(-a // b)
 
-    def __getattr__(self, attr: str):
+    def __getattr__(self, attr: str) -> Any:
         raise ImportError(f"{self.__name__}.{attr} needs Triton, which is not installed: "
                           f"{INSTALL_HINT}")
 
