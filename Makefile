@@ -18,7 +18,7 @@ STAMP := $(VENV)/.installed-$(TORCH)
 # Tools started by other tools (nbgrader runs alembic, nbval starts a kernel) come from .venv.
 export PATH := $(abspath $(BIN)):$(PATH)
 BOOK_FLAGS := -W -n --keep-going
-# Bars print their final state as text in the static book (lessons_lib.training.progress_bar).
+# Bars print their final state as text in the static book (lessons_lib.progress.progress_bar).
 BOOK_ENV := LESSONS_PROGRESS=static
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 NBVAL_FLAGS := --nbval-lax --nbval-current-env --nbval-cell-timeout=120 -q --durations=0
@@ -30,16 +30,17 @@ NBVAL_ENV := ATEN_CPU_CAPABILITY=default
 # Print how long each step took: $(call timed,NAME,COMMAND)
 timed = @start=$$(date +%s); $(2) || exit $$?; echo "[time] $(1): $$(( $$(date +%s) - start )) s"
 
-.PHONY: help install book test lint test-lib test-notebooks test-book test-assignments \
-        test-resolve lab release strip lock bench clean
+.PHONY: help install book test lint typecheck test-lib test-notebooks test-book test-browser \
+        test-assignments test-resolve lab release strip lock bench sync clean
 
 help:
 	@echo "make book     build the book into _build/html (open _build/html/index.html)"
-	@echo "make test     lint, library and kernel tests, notebooks, strict book build, grading"
+	@echo "make test     lint, types, library and kernel tests, notebooks, strict book build, grading"
 	@echo "make lab      open JupyterLab on the lessons with the course's environment"
 	@echo "make release  student release of the exercises into _build/nbgrader/release"
 	@echo "make bench    benchmark the fused kernel (GPU figures need a CUDA GPU)"
 	@echo "make strip    strip outputs from the notebooks before committing"
+	@echo "make sync     insert or update each lesson's Colab set-up cell (from _config.yml)"
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -61,18 +62,30 @@ $(CACHE_STAMP): $(CACHE_INPUTS)
 	rm -rf _build/.jupyter_cache _build/.doctrees
 	mkdir -p _build && touch $@
 
-book: $(STAMP) $(CACHE_STAMP)
+# The course's Sphinx extension (_ext) shapes every page: a change to it re-reads them all (the
+# execution cache stays valid).
+EXT_STAMP := _build/.ext-inputs
+$(EXT_STAMP): $(shell find _ext -type f -not -path '*/__pycache__/*')
+	rm -rf _build/.doctrees
+	mkdir -p _build && touch $@
+
+book: $(STAMP) $(CACHE_STAMP) $(EXT_STAMP)
 	$(call timed,book,$(BOOK_ENV) $(BIN)/jupyter-book build . $(BOOK_FLAGS))
 	@echo "Open _build/html/index.html in a browser."
 
 test: $(STAMP)
-	$(call timed,total,$(MAKE) --no-print-directory lint test-resolve test-lib test-notebooks test-book test-assignments)
+	$(call timed,total,$(MAKE) --no-print-directory lint typecheck test-resolve test-lib test-notebooks \
+	    test-book test-browser test-assignments)
 
 lint: $(STAMP)
-	$(call timed,lint,$(BIN)/ruff check .)
+	$(call timed,lint,$(BIN)/ruff check . && $(BIN)/actionlint)
+
+typecheck: $(STAMP)
+	$(call timed,typecheck,$(BIN)/mypy lessons_lib)
 
 test-lib: $(STAMP)
-	$(call timed,library and kernel tests,$(BIN)/python -m pytest tests -m "not assignments and not network" -q)
+	$(call timed,library and kernel tests,\
+	    $(BIN)/python -m pytest tests -m "not assignments and not browser and not network" -q)
 
 # The pins resolve from PyPI alone (no local wheels, no pip configuration) for Linux x86_64 and
 # aarch64, macOS arm64 and Windows, Python 3.11 and 3.12. Needs the network to PyPI.
@@ -82,8 +95,13 @@ test-resolve: $(STAMP)
 test-notebooks: $(STAMP)
 	$(call timed,notebooks (nbval; generic CPU path),$(NBVAL_ENV) $(BIN)/python -m pytest $(NBVAL_FLAGS) $(NOTEBOOKS))
 
-test-book: $(STAMP) $(CACHE_STAMP)
+test-book: $(STAMP) $(CACHE_STAMP) $(EXT_STAMP)
 	$(call timed,strict book build,$(BOOK_ENV) $(BIN)/jupyter-book build . $(BOOK_FLAGS))
+
+# The built book in Chromium at 1280 and 390 px (tests/test_browser.py); run after test-book.
+# Without Chromium it is skipped with a message (outside CI) or fails (in CI).
+test-browser: $(STAMP)
+	$(call timed,browser test,$(BIN)/python -m pytest tests/test_browser.py -m browser -q -rsx)
 
 test-assignments: $(STAMP)
 	$(call timed,assignments (nbgrader),$(BIN)/python -m pytest tests -m assignments -q)
@@ -101,6 +119,9 @@ bench: $(STAMP)
 
 strip: $(STAMP)
 	$(BIN)/jupyter nbconvert --clear-output --inplace --log-level=WARN $(NOTEBOOKS)
+
+sync: $(STAMP)
+	$(BIN)/python scripts/sync_notebooks.py
 
 lock: $(STAMP)
 	$(BIN)/python scripts/lock.py

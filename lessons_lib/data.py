@@ -1,12 +1,25 @@
-"""Datasets the lessons use: shipped with scikit-learn or generated. Nothing is downloaded."""
+"""Datasets the lessons use: shipped with scikit-learn or generated. Nothing is downloaded.
+
+Every generated dataset takes `generator` (a `torch.Generator`, or None for PyTorch's global
+generator), so a lesson decides what is reproducible.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-from lessons_lib._checks import check_int, check_positive
+from lessons_lib._checks import (
+    check_bool,
+    check_generator,
+    check_int,
+    check_number,
+    check_positive,
+    check_tensor,
+)
 
 
 @dataclass(frozen=True)
@@ -28,6 +41,8 @@ def load_digits(test_size: int = 497, seed: int = 0, standardize: bool = True) -
     from sklearn.datasets import load_digits as _load
 
     check_int("test_size", test_size, minimum=1)
+    check_int("seed", seed)
+    check_bool("standardize", standardize)
     bunch = _load()
     x = torch.tensor(bunch.data, dtype=torch.float32)
     y = torch.tensor(bunch.target, dtype=torch.int64)
@@ -46,7 +61,7 @@ def load_digits(test_size: int = 497, seed: int = 0, standardize: bool = True) -
 
 
 def copy_task(
-    batch: int, length: int, vocab: int, generator: torch.Generator
+    batch: int, length: int, vocab: int, generator: torch.Generator | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Sequences `a b c ... a b c`: the second half repeats the first (a causal-LM task).
 
@@ -55,6 +70,7 @@ def copy_task(
     """
     for name, v in (("batch", batch), ("length", length), ("vocab", vocab)):
         check_int(name, v, minimum=1)
+    check_generator("generator", generator)
     first = torch.randint(0, vocab, (batch, length), generator=generator)
     seq = torch.cat([first, first], dim=1)  # (B, 2L)
     inputs, targets = seq[:, :-1], seq[:, 1:].clone()
@@ -63,12 +79,14 @@ def copy_task(
 
 
 def gaussian_sequences(
-    batch: int, length: int, features: int, generator: torch.Generator,
+    batch: int, length: int, features: int, generator: torch.Generator | None = None,
     offset: float = 0.0, scale: float = 1.0,
 ) -> torch.Tensor:
-    """A (B, T, C) activation-like tensor: offset + scale * N(0, 1)."""
+    """A (B, T, C) activation-like tensor: offset + scale * N(0, 1), scale >= 0."""
     for name, v in (("batch", batch), ("length", length), ("features", features)):
         check_int(name, v, minimum=1)
+    check_generator("generator", generator)
+    check_number("offset", offset)
     check_positive("scale", scale, allow_zero=True)
     return offset + scale * torch.randn(batch, length, features, generator=generator)
 
@@ -79,8 +97,7 @@ def as_sequences(x: torch.Tensor, steps: int) -> torch.Tensor:
     The chunks are consecutive features, so an 8x8 digit with steps=16 is fed to an RNN four
     pixels (half an image row) at a time, top to bottom. A view, not a copy.
     """
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    check_tensor("x", x)
     if x.dim() != 2:
         raise ValueError(f"x must have shape (N, features), got {tuple(x.shape)}")
     check_int("steps", steps, minimum=1)
@@ -90,9 +107,9 @@ def as_sequences(x: torch.Tensor, steps: int) -> torch.Tensor:
 
 
 def padded_batch(
-    lengths: list[int] | tuple[int, ...],
+    lengths: Sequence[int] | np.ndarray,
     features: int,
-    generator: torch.Generator,
+    generator: torch.Generator | None = None,
     *,
     pad_value: float = 0.0,
     offset: float = 0.0,
@@ -103,20 +120,22 @@ def padded_batch(
     Returns (x, mask): x (B, T, features) holds offset + scale * N(0, 1) in the real positions
     and `pad_value` in the padding; mask (B, T) is True on real tokens. T = max(lengths). This
     is how variable-length text reaches a Transformer, and why a normalization that pools
-    statistics over (B, T) sees the padding.
+    statistics over (B, T) sees the padding. `lengths` is a list, tuple or 1-D integer array.
     """
-    if isinstance(lengths, (str, bytes)) or not hasattr(lengths, "__len__") or not lengths:
-        raise ValueError("lengths must be a non-empty list of sequence lengths")
-    for i, n in enumerate(lengths):
-        check_int(f"lengths[{i}]", n, minimum=1)
+    if isinstance(lengths, (str, bytes)) or not isinstance(lengths, (Sequence, np.ndarray)):
+        raise TypeError(f"lengths must be a list of sequence lengths, got "
+                        f"{type(lengths).__name__}")
+    if isinstance(lengths, np.ndarray) and lengths.ndim != 1:
+        raise ValueError(f"lengths must be one-dimensional, got shape {lengths.shape}")
+    sizes = [check_int(f"lengths[{i}]", n, minimum=1) for i, n in enumerate(lengths)]
+    if not sizes:
+        raise ValueError("lengths must hold at least one sequence length, got none")
     check_int("features", features, minimum=1)
-    if not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-    for name, v in (("pad_value", pad_value), ("offset", offset), ("scale", scale)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise TypeError(f"{name} must be a number, got {type(v).__name__}")
-    t = max(lengths)
-    x = offset + scale * torch.randn(len(lengths), t, features, generator=generator)
-    mask = torch.arange(t).unsqueeze(0) < torch.tensor(list(lengths)).unsqueeze(1)  # (B, T)
+    check_generator("generator", generator)
+    pad_value, offset = check_number("pad_value", pad_value), check_number("offset", offset)
+    scale = check_positive("scale", scale, allow_zero=True)
+    t = max(sizes)
+    x = offset + scale * torch.randn(len(sizes), t, features, generator=generator)
+    mask = torch.arange(t).unsqueeze(0) < torch.tensor(sizes).unsqueeze(1)  # (B, T)
     x = x.masked_fill(~mask.unsqueeze(-1), float(pad_value))
     return x, mask

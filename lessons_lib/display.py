@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 _NAME = re.compile(r"tab-[a-z0-9][a-z0-9-]*")
 
@@ -22,6 +22,14 @@ def _cell(value: object) -> str:
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A Markdown table with one column per `header` entry; each row must have that length."""
+    if isinstance(header, (str, bytes)) or not isinstance(header, Sequence):
+        raise TypeError(f"header must be a sequence of column names, got {type(header).__name__}")
+    if isinstance(rows, (str, bytes)) or not isinstance(rows, Iterable):
+        raise TypeError(f"rows must be a sequence of rows, got {type(rows).__name__}")
+    rows = list(rows)
+    for i, row in enumerate(rows):
+        if isinstance(row, (str, bytes)) or not isinstance(row, Sequence):
+            raise TypeError(f"rows[{i}] must be a sequence of values, got {type(row).__name__}")
     if not header:
         raise ValueError("header must name at least one column")
     for i, row in enumerate(rows):
@@ -77,6 +85,9 @@ def show_table(
     """Display a table in a notebook: numbered and captioned when `caption` and `name` are given
     (every result table of a lesson should be), a plain table otherwise."""
     from IPython.display import display
+
+    if isinstance(rows, Iterable) and not isinstance(rows, (str, bytes)):
+        rows = list(rows)  # a generator or a dict view is read once and used three times
 
     if (caption is None) != (name is None):
         raise ValueError("give both caption and name (a numbered table) or neither")

@@ -1,4 +1,5 @@
-"""LayerNorm, RMSNorm and BatchNorm written out, with an explicit LN/RMS backward.
+"""LayerNorm, RMSNorm and BatchNorm written out, with an explicit LN/RMS backward, and the one
+factory that builds a normalization layer for a model.
 
 Conventions (the ones `torch.nn.LayerNorm` documents):
 - statistics are taken over the last dimension (the features of one token);
@@ -6,28 +7,47 @@ Conventions (the ones `torch.nn.LayerNorm` documents):
 - eps goes inside the square root: x_hat = (x - mean) / sqrt(var + eps);
 - float16/bfloat16 inputs are computed in float32 and the output is cast back.
 
-Forward functions return `(out, cache)` and backward functions take `(dout, cache)` and
-return `(dx, dweight, dbias)`, with `None` for a parameter that was not given.
+From scratch: `layer_norm_forward`, `rms_norm_forward` and `batch_norm_forward` return
+`(out, cache)` (BatchNorm: `out`); `norm_backward(dout, cache)` returns `(dx, dweight, dbias)`,
+with `None` for a parameter that was not given. `normalize` differentiates the forward with
+autograd, `normalize_explicit` with `norm_backward`; the modules `LayerNorm` and `RMSNorm` wrap
+them.
+
+For models: `make_norm(norm, features)` builds PyTorch's fast layer for one of the names in
+`NORMS`, the course's single vocabulary: "layernorm" (`nn.LayerNorm`), "rmsnorm"
+(`nn.RMSNorm`), "batchnorm" (`BatchNorm`, which is `nn.BatchNorm1d` for features-last inputs)
+or "none" (`nn.Identity`). The tests check the from-scratch code against those layers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from lessons_lib._checks import (
+    check_bool,
     check_choice,
     check_float_tensor,
+    check_in_range,
+    check_int,
     check_optional_param,
     check_positive,
     check_same_shape,
 )
 
+# The course's vocabulary of normalization layers: what `make_norm` builds.
+Norm = Literal["layernorm", "rmsnorm", "batchnorm", "none"]
+NORMS: tuple[Norm, ...] = ("layernorm", "rmsnorm", "batchnorm", "none")
+# The two that normalize each token on its own: from scratch here, fused in lessons_lib.kernels.
 NormKind = Literal["layernorm", "rmsnorm"]
-NORM_KINDS: tuple[str, ...] = ("layernorm", "rmsnorm")
+NORM_KINDS: tuple[NormKind, ...] = ("layernorm", "rmsnorm")
+# Default eps of each layer (PyTorch's for LayerNorm and BatchNorm; 1e-6 for RMSNorm, as in
+# Zhang & Sennrich 2019 and most released models).
+DEFAULT_EPS: dict[str, float] = {"layernorm": 1e-5, "rmsnorm": 1e-6, "batchnorm": 1e-5}
 
 
 @dataclass(frozen=True)
@@ -49,18 +69,29 @@ class NormCache:
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """Half-precision inputs are normalized in float32; float32/float64 in their own dtype."""
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
-def _check_inputs(x, weight, bias, eps):
-    check_float_tensor("x", x)
+def _check_inputs(
+    x: object, weight: torch.Tensor | None, bias: torch.Tensor | None, eps: object
+) -> torch.Tensor:
+    x = check_float_tensor("x", x)
     n = x.shape[-1]
+    if n == 0:
+        raise ValueError(f"x must have at least one feature in its last dimension, got shape "
+                         f"{tuple(x.shape)}")
     check_optional_param("weight", weight, x, n)
     check_optional_param("bias", bias, x, n)
     check_positive("eps", eps, allow_zero=True)
+    return x
 
 
-def _affine(x_hat, weight, bias, out_dtype):
+def _affine(
+    x_hat: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None,
+    out_dtype: torch.dtype,
+) -> torch.Tensor:
     out = x_hat
     if weight is not None:
         out = out * weight.to(x_hat.dtype)
@@ -111,6 +142,8 @@ def norm_backward(
       dweight = sum over rows of dout * x_hat,  dbias = sum over rows of dout.
     """
     check_float_tensor("dout", dout)
+    if not isinstance(cache, NormCache):
+        raise TypeError(f"cache must be the NormCache of a forward, got {type(cache).__name__}")
     check_same_shape("dout", dout, cache.x.shape)
     d = dout.to(cache.x.dtype)
     x_hat = cache.x_hat()
@@ -127,9 +160,6 @@ def norm_backward(
     dbias = d.sum(dim=rows) if cache.has_bias else None
     return dx, dweight, dbias
 
-
-layer_norm_backward = norm_backward
-rms_norm_backward = norm_backward
 
 _FORWARDS = {"layernorm": layer_norm_forward, "rmsnorm": rms_norm_forward}
 
@@ -148,14 +178,22 @@ def normalize(
 
 class _ExplicitNorm(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, bias, eps, kind):
+    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor | None,
+                bias: torch.Tensor | None, eps: float, kind: NormKind) -> torch.Tensor:
         out, cache = _FORWARDS[kind](x, weight, bias, eps)
-        ctx.cache = cache
+        # Through save_for_backward, not as attributes of ctx: PyTorch then checks that x and
+        # weight were not modified in place before backward, instead of differentiating at
+        # the modified values without a word.
+        ctx.save_for_backward(x, weight, cache.mean, cache.rstd)
+        ctx.kind, ctx.has_bias = kind, bias is not None
         return out
 
     @staticmethod
-    def backward(ctx, dout):
-        dx, dweight, dbias = norm_backward(dout, ctx.cache)
+    def backward(ctx: Any, *grads: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, weight, mean, rstd = ctx.saved_tensors
+        cache = NormCache(x.to(compute_dtype(x.dtype)), weight, ctx.has_bias, mean, rstd,
+                          ctx.kind)
+        dx, dweight, dbias = norm_backward(grads[0], cache)
         return dx, dweight, dbias, None, None
 
 
@@ -168,32 +206,46 @@ def normalize_explicit(
 ) -> torch.Tensor:
     """Same output as `normalize`, but autograd calls `norm_backward` for the gradients."""
     check_choice("kind", kind, NORM_KINDS)
-    return _ExplicitNorm.apply(x, weight, bias, eps, kind)
+    out: torch.Tensor = _ExplicitNorm.apply(x, weight, bias, eps, kind)
+    return out
 
 
 class LayerNorm(nn.Module):
-    """From-scratch `nn.LayerNorm` over the last dimension (size `normalized_shape`)."""
+    """From-scratch `nn.LayerNorm` over the last dimension (size `normalized_shape`).
+
+    `explicit_backward=True` differentiates with `norm_backward` instead of autograd.
+    """
+
+    kind: NormKind = "layernorm"
 
     def __init__(
         self, normalized_shape: int, eps: float = 1e-5, elementwise_affine: bool = True,
         bias: bool = True, explicit_backward: bool = False,
     ) -> None:
         super().__init__()
+        self.normalized_shape = check_int("normalized_shape", normalized_shape, minimum=1)
         self.eps = check_positive("eps", eps, allow_zero=True)
-        self.explicit_backward = explicit_backward
-        affine = elementwise_affine
-        self.weight = nn.Parameter(torch.ones(normalized_shape)) if affine else None
-        self.bias = nn.Parameter(torch.zeros(normalized_shape)) if affine and bias else None
-
-    kind: NormKind = "layernorm"
+        self.explicit_backward = check_bool("explicit_backward", explicit_backward)
+        affine = check_bool("elementwise_affine", elementwise_affine)
+        check_bool("bias", bias)
+        n = self.normalized_shape
+        self.weight: nn.Parameter | None = nn.Parameter(torch.ones(n)) if affine else None
+        self.bias: nn.Parameter | None = (
+            nn.Parameter(torch.zeros(n)) if affine and bias else None
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalize each row of x (..., normalized_shape)."""
+        check_float_tensor("x", x)
+        if x.shape[-1] != self.normalized_shape:
+            raise ValueError(f"x must have {self.normalized_shape} features in its last "
+                             f"dimension, got shape {tuple(x.shape)}")
         fn = normalize_explicit if self.explicit_backward else normalize
         return fn(x, self.kind, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
-        n = None if self.weight is None else self.weight.shape[0]
-        return f"{n}, eps={self.eps}, bias={self.bias is not None}"
+        return (f"{self.normalized_shape}, eps={self.eps}, "
+                f"elementwise_affine={self.weight is not None}, bias={self.bias is not None}")
 
 
 class RMSNorm(LayerNorm):
@@ -223,13 +275,19 @@ def batch_norm_forward(
 
     Training: normalize with the batch's biased variance and, if running buffers are given,
     update them in place with the unbiased variance (as PyTorch does). Eval: use the buffers.
+    The two buffers go together: give both or neither.
     """
     check_float_tensor("x", x, min_ndim=2)
     c = x.shape[-1]
+    if (running_mean is None) != (running_var is None):
+        missing = "running_var" if running_var is None else "running_mean"
+        raise ValueError(f"{missing} is None but the other running buffer is given: pass both "
+                         "(to update or use them) or neither")
     check_optional_param("running_mean", running_mean, x, c)
     check_optional_param("running_var", running_var, x, c)
     _check_inputs(x, weight, bias, eps)
-    check_positive("momentum", momentum, allow_zero=True)
+    check_bool("training", training)
+    check_in_range("momentum", momentum, 0.0, 1.0)
     rows = x.reshape(-1, c).to(compute_dtype(x.dtype))  # (M, C)
     if training:
         m = rows.shape[0]
@@ -253,20 +311,69 @@ def batch_norm_forward(
     return _affine(x_hat, weight, bias, x.dtype).reshape(x.shape)
 
 
-class BatchNorm(nn.Module):
-    """BatchNorm over all but the last dim, with running statistics for eval mode."""
+class BatchNorm(nn.BatchNorm1d):
+    """BatchNorm over every axis but the last: `nn.BatchNorm1d` for (..., C) inputs.
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
-        super().__init__()
-        self.eps = check_positive("eps", eps, allow_zero=True)
-        self.momentum = check_positive("momentum", momentum, allow_zero=True)
-        self.weight = nn.Parameter(torch.ones(num_features))
-        self.bias = nn.Parameter(torch.zeros(num_features))
-        self.register_buffer("running_mean", torch.zeros(num_features))
-        self.register_buffer("running_var", torch.ones(num_features))
+    `nn.BatchNorm1d` wants (N, C) or (N, C, L); this layer takes (N, C) and (B, T, C) alike,
+    with the layout of LayerNorm, so one model can swap the two. Parameters, buffers, state
+    dict and arithmetic are PyTorch's (`batch_norm_forward` is the same computation written
+    out). Training mode normalizes with batch statistics and updates the running ones; eval
+    mode uses the running ones.
+    """
+
+    def __init__(
+        self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, *,
+        affine: bool = True, bias: bool = True,
+    ) -> None:
+        check_int("num_features", num_features, minimum=1)
+        check_positive("eps", eps, allow_zero=True)
+        check_in_range("momentum", momentum, 0.0, 1.0)
+        check_bool("affine", affine)
+        check_bool("bias", bias)
+        super().__init__(num_features, eps=eps, momentum=momentum, affine=affine, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return batch_norm_forward(
-            x, self.running_mean, self.running_var, self.weight, self.bias,
-            training=self.training, momentum=self.momentum, eps=self.eps,
-        )
+        """Normalize x (..., num_features) with statistics over every other axis."""
+        check_float_tensor("x", x, min_ndim=2)
+        c = self.num_features
+        if x.shape[-1] != c:
+            raise ValueError(f"x must have {c} features in its last dimension, got shape "
+                             f"{tuple(x.shape)}")
+        if self.training and x.numel() < 2 * c:
+            raise ValueError(
+                f"x must hold more than one value per feature in training mode, got shape "
+                f"{tuple(x.shape)}: batch statistics of a single sample are undefined"
+            )
+        return super().forward(x.reshape(-1, c)).reshape(x.shape)
+
+
+NormFactory = Callable[[int], nn.Module]
+
+
+def make_norm(
+    norm: Norm | NormFactory, features: int, *, eps: float | None = None, bias: bool = True
+) -> nn.Module:
+    """The normalization layer named `norm` for `features` features (the last dimension).
+
+    `norm` is one of `NORMS`: "layernorm" (`nn.LayerNorm`), "rmsnorm" (`nn.RMSNorm`, which has
+    no bias), "batchnorm" (`BatchNorm`, features-last) or "none" (`nn.Identity`); or a factory
+    `features -> nn.Module` for a custom layer. `eps=None` takes `DEFAULT_EPS`; `bias=False`
+    drops the shift of LayerNorm and BatchNorm.
+    """
+    features = check_int("features", features, minimum=1)
+    if callable(norm) and not isinstance(norm, str):
+        module = norm(features)
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"norm(features) must return an nn.Module, got "
+                            f"{type(module).__name__}")
+        return module
+    kind = check_choice("norm", norm, NORMS)
+    check_bool("bias", bias)
+    if kind == "none":
+        return nn.Identity()
+    e = DEFAULT_EPS[kind] if eps is None else check_positive("eps", eps, allow_zero=True)
+    if kind == "layernorm":
+        return nn.LayerNorm(features, eps=e, bias=bias)
+    if kind == "rmsnorm":
+        return nn.RMSNorm(features, eps=e)
+    return BatchNorm(features, eps=e, bias=bias)

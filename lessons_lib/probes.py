@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.hooks import RemovableHandle
+
+from lessons_lib._checks import check_bool, check_module
 
 
 def gradient_norms(model: nn.Module, *, weights_only: bool = True) -> dict[str, float]:
@@ -15,6 +19,8 @@ def gradient_norms(model: nn.Module, *, weights_only: bool = True) -> dict[str, 
     With `weights_only`, 1-D parameters (biases, norm gains) are skipped: the per-layer
     profiles in the lessons are about weight matrices.
     """
+    check_module("model", model)
+    check_bool("weights_only", weights_only)
     norms = {}
     for name, p in model.named_parameters():
         if p.grad is None or (weights_only and p.dim() < 2):
@@ -28,31 +34,56 @@ def input_gradient_norms(
 ) -> list[float]:
     """Norm of dLoss/d(input of each layer), in order, for the scalar `forward()` returns.
 
-    Forward pre-hooks keep each layer's input in the graph; one backward pass fills them.
+    Forward pre-hooks keep each layer's input in the graph; one backward pass fills them. An
+    input that needs no gradient (the data, for the first layer) is replaced by a copy that
+    does, so its gradient is measured too.
     """
     layers = list(layers)
+    if not layers:
+        raise ValueError("layers must hold at least one module")
+    for i, layer in enumerate(layers):
+        check_module(f"layers[{i}]", layer)
+    if not callable(forward):
+        raise TypeError(f"forward must be a callable () -> scalar loss, got "
+                        f"{type(forward).__name__}")
     inputs: list[torch.Tensor | None] = [None] * len(layers)
 
-    def keep(i):
-        def hook(module, args):
-            args[0].retain_grad()
-            inputs[i] = args[0]
+    def keep(i: int) -> Callable[[nn.Module, tuple[Any, ...]], tuple[Any, ...] | None]:
+        def hook(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+            x = args[0]
+            if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+                raise TypeError(f"the input of layers[{i}] must be a floating-point tensor, "
+                                f"got {type(x).__name__}")
+            replaced = None
+            if not x.requires_grad:
+                x = x.detach().requires_grad_()
+                replaced = (x, *args[1:])
+            x.retain_grad()
+            inputs[i] = x
+            return replaced
 
         return hook
 
     handles = [layer.register_forward_pre_hook(keep(i)) for i, layer in enumerate(layers)]
     try:
         loss = forward()
+        if not isinstance(loss, torch.Tensor):
+            raise TypeError(f"forward must return a scalar torch.Tensor, got "
+                            f"{type(loss).__name__}")
         if loss.dim() != 0:
             raise ValueError(f"forward must return a scalar loss, got {tuple(loss.shape)}")
+        if not loss.requires_grad:
+            raise ValueError("the loss forward() returns does not require grad: was it "
+                             "computed under torch.no_grad()?")
         loss.backward()
     finally:
         for h in handles:
             h.remove()
-    missing = [i for i, t in enumerate(inputs) if t is None or t.grad is None]
+    grads = [None if t is None else t.grad for t in inputs]
+    missing = [i for i, g in enumerate(grads) if g is None]
     if missing:
         raise RuntimeError(f"layers {missing} were not reached by forward() or got no gradient")
-    return [t.grad.norm().item() for t in inputs]  # type: ignore[union-attr]
+    return [g.norm().item() for g in grads if g is not None]
 
 
 @dataclass
@@ -70,20 +101,25 @@ class ActivationRecorder:
     >>> with ActivationRecorder({"block1": model[0]}) as rec:
     ...     model(x)
     >>> rec.stats["block1"].std
+
+    Each `with` starts from empty statistics; a recorder cannot be entered twice at once.
     """
 
-    def __init__(self, modules: dict[str, nn.Module]) -> None:
+    def __init__(self, modules: dict[Any, nn.Module]) -> None:
+        if not isinstance(modules, dict):
+            raise TypeError(f"modules must be a dict name -> nn.Module, got "
+                            f"{type(modules).__name__}")
         if not modules:
             raise ValueError("modules must name at least one module to record")
         for name, m in modules.items():
             if not isinstance(m, nn.Module):
                 raise TypeError(f"modules[{name!r}] must be an nn.Module, got {type(m).__name__}")
-        self.modules = modules
+        self.modules = dict(modules)
         self.stats = {name: ActivationStats() for name in modules}
-        self._handles: list = []
+        self._handles: list[RemovableHandle] = []
 
-    def _hook(self, name: str):
-        def hook(module, args, output):
+    def _hook(self, name: Any) -> Callable[[nn.Module, Any, Any], None]:
+        def hook(module: nn.Module, args: Any, output: Any) -> None:
             out = output[0] if isinstance(output, tuple) else output
             out = out.detach().float()
             s = self.stats[name]
@@ -94,10 +130,14 @@ class ActivationRecorder:
         return hook
 
     def __enter__(self) -> ActivationRecorder:
+        if self._handles:
+            raise RuntimeError("this ActivationRecorder is already recording; use a new one "
+                               "to record in a nested block")
+        self.stats = {name: ActivationStats() for name in self.modules}
         self._handles = [m.register_forward_hook(self._hook(n)) for n, m in self.modules.items()]
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         for h in self._handles:
             h.remove()
         self._handles = []
@@ -115,16 +155,17 @@ class ActivationDrift:
     >>> with ActivationDrift(model[5]) as drift:
     ...     train(model, batches, config=config)
     >>> drift.drift
+
+    Each `with` starts a new record (a reused probe does not mix runs); it cannot be entered
+    twice at once.
     """
 
     def __init__(self, module: nn.Module) -> None:
-        if not isinstance(module, nn.Module):
-            raise TypeError(f"module must be an nn.Module, got {type(module).__name__}")
-        self.module = module
+        self.module = check_module("module", module)
         self.means: list[torch.Tensor] = []
-        self._handle = None
+        self._handle: RemovableHandle | None = None
 
-    def _hook(self, module, args, output) -> None:
+    def _hook(self, module: nn.Module, args: Any, output: Any) -> None:
         if not module.training:
             return
         out = output[0] if isinstance(output, tuple) else output
@@ -132,10 +173,14 @@ class ActivationDrift:
         self.means.append(out.reshape(-1, out.shape[-1]).mean(dim=0))
 
     def __enter__(self) -> ActivationDrift:
+        if self._handle is not None:
+            raise RuntimeError("this ActivationDrift is already recording; use a new one to "
+                               "record in a nested block")
+        self.means = []
         self._handle = self.module.register_forward_hook(self._hook)
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self._handle is not None:
             self._handle.remove()
             self._handle = None

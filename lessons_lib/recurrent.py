@@ -17,7 +17,15 @@ import math
 import torch
 from torch import nn
 
-from lessons_lib._checks import check_float_tensor, check_int, check_positive
+from lessons_lib._checks import (
+    check_bool,
+    check_float_tensor,
+    check_generator,
+    check_int,
+    check_positive,
+)
+from lessons_lib.models import default_linear
+from lessons_lib.normalization import make_norm
 
 
 class RecurrentCell(nn.Module):
@@ -43,8 +51,8 @@ class RecurrentCell(nn.Module):
         check_int("hidden_size", hidden_size, minimum=1)
         check_positive("recurrent_gain", recurrent_gain)
         check_positive("eps", eps, allow_zero=True)
-        if not isinstance(layer_norm, bool):
-            raise TypeError(f"layer_norm must be a bool, got {type(layer_norm).__name__}")
+        check_bool("layer_norm", layer_norm)
+        check_generator("generator", generator)
         self.input_size, self.hidden_size = input_size, hidden_size
         self.layer_norm, self.recurrent_gain, self.eps = layer_norm, float(recurrent_gain), eps
         self.w_hh = nn.Parameter(
@@ -57,11 +65,19 @@ class RecurrentCell(nn.Module):
         self.bias = nn.Parameter(torch.zeros(hidden_size))
         if layer_norm:
             # Gains only: the one shared bias above is the LN bias (two would be redundant).
-            self.norm_h = nn.LayerNorm(hidden_size, eps=eps, bias=False)
-            self.norm_x = nn.LayerNorm(hidden_size, eps=eps, bias=False)
+            self.norm_h = make_norm("layernorm", hidden_size, eps=eps, bias=False)
+            self.norm_x = make_norm("layernorm", hidden_size, eps=eps, bias=False)
 
     def forward(self, x_t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """x_t (batch, input_size), h (batch, hidden_size) -> next h (batch, hidden_size)."""
+        for name, t, width in (("x_t", x_t, self.input_size), ("h", h, self.hidden_size)):
+            check_float_tensor(name, t)
+            if t.dim() != 2 or t.shape[-1] != width:
+                raise ValueError(f"{name} must have shape (batch, {width}), got "
+                                 f"{tuple(t.shape)}")
+        if x_t.shape[0] != h.shape[0]:
+            raise ValueError(f"x_t and h must have the same batch size, got {x_t.shape[0]} "
+                             f"and {h.shape[0]}")
         a_h = h @ self.w_hh.T
         a_x = x_t @ self.w_xh.T
         if self.layer_norm:
@@ -114,8 +130,9 @@ class RNN(nn.Module):
 class RNNClassifier(nn.Module):
     """An `RNN` read out by a linear layer from its last hidden state: (B, T, F) -> (B, classes).
 
-    `generator` draws the recurrent and input weights; the readout keeps PyTorch's default
-    initialization, so seed the global generator too (`seed_everything`) for a repeatable model.
+    `generator` draws every weight: the recurrent and input weights as in `RecurrentCell`, the
+    readout with PyTorch's default initialization (`default_linear`). Without it, all come
+    from PyTorch's global generator.
     """
 
     def __init__(
@@ -135,7 +152,8 @@ class RNNClassifier(nn.Module):
             input_size, hidden_size, layer_norm=layer_norm, recurrent_gain=recurrent_gain,
             eps=eps, generator=generator,
         )
-        self.readout = nn.Linear(hidden_size, num_classes)
+        self.readout = default_linear(hidden_size, num_classes, generator=generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (batch, num_classes) of a (batch, time, input_size) sequence."""
         return self.readout(self.rnn(x)[:, -1])

@@ -5,213 +5,287 @@ The blocks are the multilayer-perceptron twins of the ResNet building blocks of 
 feature over the batch as `BatchNorm2d` normalizes each channel. That keeps the structure (and
 the arithmetic of shortcuts and parameter counts) while a 40-layer net trains in seconds.
 
-Placements (where BN, ReLU and the addition go), after He et al. (2016b), Fig. 4:
+Placements (where BN, ReLU and the addition go), after He et al. (2016b), Fig. 4, one class
+each:
 
-====================  ====================================  ==================================
-placement             block output                          residual branch F
-====================  ====================================  ==================================
-``original``          ReLU(s(x) + F(x))                     W-BN-ReLU-W-BN
-``bn_after_add``      ReLU(BN(s(x) + F(x)))                 W-BN-ReLU-W
-``relu_before_add``   s(x) + ReLU(F(x))                     W-BN-ReLU-W-BN
-``preact``            s(x) + F(x)                           BN-ReLU-W-BN-ReLU-W
-====================  ====================================  ==================================
+=========================  ====================  ======================  ======================
+class                      placement             block output            residual branch F
+=========================  ====================  ======================  ======================
+``OriginalBlock``          ``original``          ReLU(s(x) + F(x))       W-BN-ReLU-W-BN
+``BNAfterAddBlock``        ``bn_after_add``      ReLU(BN(s(x) + F(x)))   W-BN-ReLU-W
+``ReLUBeforeAddBlock``     ``relu_before_add``   s(x) + ReLU(F(x))       W-BN-ReLU-W-BN
+``PreActivationBlock``     ``preact``            s(x) + F(x)             BN-ReLU-W-BN-ReLU-W
+=========================  ====================  ======================  ======================
 
 `s` is the shortcut: the identity when the width does not change (no parameters, one addition)
 or a projection `W_s x` (a Linear layer, followed by BN in the post-activation placements) when
-it does. A *plain* block is the same block with the shortcut term deleted, so a plain net and a
-residual net with identity shortcuts have exactly the same parameters (He et al. 2016a, §3.3).
+it does. A *plain* block is the same block with the shortcut term deleted (`shortcut="none"`,
+or `plain_block`), so a plain net and a residual net with identity shortcuts have exactly the
+same parameters (He et al. 2016a, §3.3). "BN" stands for the block's `norm`, any name of
+`lessons_lib.normalization.NORMS`.
 
 Only ``preact`` keeps a clean identity path: with F = 0 a pre-activation block *is* the
-identity, while an ``original`` block gives ReLU(x). `zero_init_branch_` sets the last layer of
-the branch so that F = 0 exactly, which is how the lessons show this.
+identity, while an ``original`` block gives ReLU(x). `Block.zero_init_branch_` sets the last
+layer of the branch so that F = 0 exactly, which is how the lessons show this.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
 
-from lessons_lib._checks import check_choice, check_int
+from lessons_lib._checks import (
+    check_bool,
+    check_choice,
+    check_float_tensor,
+    check_generator,
+    check_int,
+    check_module,
+)
+from lessons_lib.models import default_linear, he_linear
+from lessons_lib.normalization import NORMS, Norm, make_norm
 
 Placement = Literal["original", "bn_after_add", "relu_before_add", "preact"]
-PLACEMENTS: tuple[str, ...] = ("original", "bn_after_add", "relu_before_add", "preact")
-NORMS: tuple[str, ...] = ("batch", "layer", "none")
-SHORTCUTS: tuple[str, ...] = ("auto", "identity", "projection")
-KINDS: tuple[str, ...] = ("plain", "residual")
+PLACEMENTS: tuple[Placement, ...] = ("original", "bn_after_add", "relu_before_add", "preact")
+Shortcut = Literal["auto", "identity", "projection", "none"]
+SHORTCUTS: tuple[Shortcut, ...] = ("auto", "identity", "projection", "none")
+Kind = Literal["plain", "residual"]
+KINDS: tuple[Kind, ...] = ("plain", "residual")
 
 
-def _norm(kind: str, features: int) -> nn.Module:
-    """BatchNorm over the batch, LayerNorm over the features, or nothing."""
-    if kind == "batch":
-        return nn.BatchNorm1d(features)
-    if kind == "layer":
-        return nn.LayerNorm(features)
-    return nn.Identity()
-
-
-def _linear(in_features: int, out_features: int, bias: bool = False) -> nn.Linear:
-    """A Linear layer with He (Kaiming-normal, fan-in, ReLU) initialization.
-
-    Branch layers have no bias: in the BN placements a bias before BN is cancelled by the mean
-    subtraction, and He et al.'s convolutions have none either.
-    """
-    layer = nn.Linear(in_features, out_features, bias=bias)
-    nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
-    if bias:
-        nn.init.zeros_(layer.bias)
-    return layer
-
-
-def _check_features(name: str, value: object) -> int:
-    return check_int(name, value, minimum=1)
-
-
-def count_parameters(module: nn.Module, *, trainable_only: bool = True) -> int:
-    """Number of (trainable) parameter entries of `module`: what "adds N parameters" means."""
-    if not isinstance(module, nn.Module):
-        raise TypeError(f"module must be an nn.Module, got {type(module).__name__}")
-    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+def _weight(fin: int, fout: int, generator: torch.Generator | None) -> nn.Linear:
+    # Branch layers have no bias: before a BN it would be cancelled by the mean subtraction,
+    # and He et al.'s convolutions have none either.
+    return he_linear(fin, fout, bias=False, generator=generator)
 
 
 class Projection(nn.Module):
-    """Projection shortcut W_s x (+ BN): needed when the block changes the width.
+    """Projection shortcut W_s x (+ norm): needed when the block changes the width.
 
     Parameters: in_features * out_features for W_s, + out_features with `bias`, + 2 *
-    out_features (gain and shift) with `norm="batch"` or `"layer"`.
+    out_features (gain and shift) with `norm="batchnorm"` or `"layernorm"`.
     """
 
     def __init__(
-        self, in_features: int, out_features: int, *, bias: bool = False, norm: str = "batch"
+        self, in_features: int, out_features: int, *, bias: bool = False,
+        norm: Norm = "batchnorm", generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
-        _check_features("in_features", in_features)
-        _check_features("out_features", out_features)
+        check_int("in_features", in_features, minimum=1)
+        check_int("out_features", out_features, minimum=1)
+        check_bool("bias", bias)
         check_choice("norm", norm, NORMS)
-        self.linear = nn.Linear(in_features, out_features, bias=bias)
-        self.norm = _norm(norm, out_features)
+        self.linear = he_linear(in_features, out_features, bias=bias, generator=generator)
+        self.norm = make_norm(norm, out_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """W_s x, normalized: (B, in_features) -> (B, out_features)."""
+        check_float_tensor("x", x)
+        if x.dim() != 2 or x.shape[-1] != self.linear.in_features:
+            raise ValueError(f"x must have shape (batch, {self.linear.in_features}), got "
+                             f"{tuple(x.shape)}")
         return self.norm(self.linear(x))
 
 
-class ResidualBlock(nn.Module):
-    """One residual block x -> out, in one of the four placements of He et al. (2016b).
+class Block(nn.Module):
+    """What the four placements share: widths, norm, the shortcut s, and F = `self.branch`.
 
+    A subclass sets `placement`, builds its branch in `make_branch` and writes `forward`.
     `shortcut="auto"` uses the identity when `in_features == out_features` and a projection
     otherwise; `"identity"` with different widths is an error (the addition would not be
-    defined), `"projection"` forces a projection. `self.branch` is F, `self.shortcut` is s.
+    defined); `"projection"` forces a projection; `"none"` deletes the shortcut (a plain
+    block). `self.shortcut` is then None.
     """
 
-    has_shortcut = True
+    placement: ClassVar[Placement]
+    projection_norm: ClassVar[bool] = True  # BN after W_s (He et al. 2016a)
 
     def __init__(
         self,
         in_features: int,
         out_features: int | None = None,
         *,
-        placement: Placement = "original",
-        norm: str = "batch",
-        shortcut: str = "auto",
+        norm: Norm = "batchnorm",
+        shortcut: Shortcut = "auto",
+        generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
-        _check_features("in_features", in_features)
-        out_features = in_features if out_features is None else out_features
-        _check_features("out_features", out_features)
-        check_choice("placement", placement, PLACEMENTS)
+        if type(self) is Block:
+            raise TypeError("Block is the shared base of the placements: build a block with "
+                            "residual_block(...) or one of its subclasses")
+        fin = check_int("in_features", in_features, minimum=1)
+        fout = fin if out_features is None else check_int("out_features", out_features,
+                                                           minimum=1)
         check_choice("norm", norm, NORMS)
         check_choice("shortcut", shortcut, SHORTCUTS)
-        self.in_features, self.out_features = in_features, out_features
-        self.placement, self.norm_kind = placement, norm
-        self.branch = self._make_branch(in_features, out_features, placement, norm)
-        self.post_norm = _norm(norm, out_features) if placement == "bn_after_add" else None
-        self.shortcut = self._make_shortcut(in_features, out_features, placement, norm, shortcut)
-
-    @staticmethod
-    def _make_branch(fin: int, fout: int, placement: str, norm: str) -> nn.Sequential:
-        if placement == "preact":
-            return nn.Sequential(
-                _norm(norm, fin), nn.ReLU(), _linear(fin, fout),
-                _norm(norm, fout), nn.ReLU(), _linear(fout, fout),
-            )
-        layers = [_linear(fin, fout), _norm(norm, fout), nn.ReLU(), _linear(fout, fout)]
-        if placement != "bn_after_add":  # with bn_after_add the last BN moves after the sum
-            layers.append(_norm(norm, fout))
-        return nn.Sequential(*layers)
-
-    def _make_shortcut(
-        self, fin: int, fout: int, placement: str, norm: str, shortcut: str
-    ) -> nn.Module | None:
-        if not self.has_shortcut:
-            return None
+        check_generator("generator", generator)
         if shortcut == "identity" and fin != fout:
             raise ValueError(
                 f"shortcut='identity' needs in_features == out_features, got {fin} and {fout}: "
                 "x + F(x) is only defined for equal widths; use shortcut='projection' or 'auto'"
             )
+        self.in_features, self.out_features, self.norm = fin, fout, norm
+        self.branch = nn.Sequential(*self.make_branch(fin, fout, norm, generator))
+        self.shortcut: nn.Module | None = None
         if shortcut == "identity" or (shortcut == "auto" and fin == fout):
-            return nn.Identity()
-        # The pre-activation stream is not normalized; He et al. (2016b) project it without BN.
-        return Projection(fin, fout, norm="none" if placement == "preact" else norm)
+            self.shortcut = nn.Identity()
+        elif shortcut != "none":
+            self.shortcut = Projection(fin, fout, norm=norm if self.projection_norm else "none",
+                                       generator=generator)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def make_branch(
+        self, fin: int, fout: int, norm: Norm, generator: torch.Generator | None
+    ) -> list[nn.Module]:
+        """The layers of F, in order."""
+        raise NotImplementedError
+
+    def check_input(self, x: torch.Tensor) -> torch.Tensor:
+        """x must be (batch, in_features)."""
+        check_float_tensor("x", x)
         if x.dim() != 2 or x.shape[-1] != self.in_features:
             raise ValueError(
                 f"x must have shape (batch, {self.in_features}), got {tuple(x.shape)}"
             )
-        f = self.branch(x)
-        s = self.shortcut(x) if self.shortcut is not None else None
-        p = self.placement
-        if p == "original":
-            return torch.relu(f if s is None else s + f)
-        if p == "bn_after_add":
-            return torch.relu(self.post_norm(f if s is None else s + f))
-        if p == "relu_before_add":
-            f = torch.relu(f)
-            return f if s is None else s + f
-        return f if s is None else s + f  # preact
+        return x
+
+    def add_shortcut(self, x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        """s(x) + f, or f alone in a plain block."""
+        return f if self.shortcut is None else self.shortcut(x) + f
 
     @torch.no_grad()
-    def zero_init_branch_(self) -> ResidualBlock:
-        """Make F(x) = 0 exactly: zero the last BN gain (and shift), else the last Linear.
+    def zero_init_branch_(self) -> Block:
+        """Make F(x) = 0 exactly: zero the last norm's gain and shift, else the last Linear.
 
         This is the "zero-γ" initialization of ResNets (the last BN of each branch starts at
-        γ = 0): the block then starts as its shortcut path.
+        γ = 0 and β = 0): the block then starts as its shortcut path.
         """
-        last = self.branch[-1]
-        if isinstance(last, (nn.BatchNorm1d, nn.LayerNorm)):
-            last.weight.zero_()
-            last.bias.zero_()
-        else:
-            linear = last if isinstance(last, nn.Linear) else self.branch[-2]
-            linear.weight.zero_()
-            if linear.bias is not None:
-                linear.bias.zero_()
-        return self
+        for module in reversed(self.branch):
+            weight = getattr(module, "weight", None)
+            if isinstance(weight, torch.Tensor):
+                weight.zero_()
+                bias = getattr(module, "bias", None)
+                if isinstance(bias, torch.Tensor):
+                    bias.zero_()
+                return self
+        raise RuntimeError("the branch has no layer with a weight to zero")
+
+    def extra_repr(self) -> str:
+        kind = "plain" if self.shortcut is None else "residual"
+        return f"{self.in_features} -> {self.out_features}, {kind}, norm={self.norm!r}"
 
 
-class PlainBlock(ResidualBlock):
+class OriginalBlock(Block):
+    """He et al. (2016a): out = ReLU(s(x) + F(x)), F = W-BN-ReLU-W-BN."""
+
+    placement = "original"
+
+    def make_branch(self, fin: int, fout: int, norm: Norm,
+                    generator: torch.Generator | None) -> list[nn.Module]:
+        return [_weight(fin, fout, generator), make_norm(norm, fout), nn.ReLU(),
+                _weight(fout, fout, generator), make_norm(norm, fout)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.branch(self.check_input(x))  # (B, out)
+        return torch.relu(self.add_shortcut(x, f))
+
+
+class BNAfterAddBlock(Block):
+    """out = ReLU(BN(s(x) + F(x))), F = W-BN-ReLU-W: the last BN moves after the addition."""
+
+    placement = "bn_after_add"
+
+    def __init__(
+        self, in_features: int, out_features: int | None = None, *, norm: Norm = "batchnorm",
+        shortcut: Shortcut = "auto", generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__(in_features, out_features, norm=norm, shortcut=shortcut,
+                         generator=generator)
+        self.post_norm = make_norm(norm, self.out_features)
+
+    def make_branch(self, fin: int, fout: int, norm: Norm,
+                    generator: torch.Generator | None) -> list[nn.Module]:
+        return [_weight(fin, fout, generator), make_norm(norm, fout), nn.ReLU(),
+                _weight(fout, fout, generator)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.branch(self.check_input(x))  # (B, out)
+        return torch.relu(self.post_norm(self.add_shortcut(x, f)))
+
+
+class ReLUBeforeAddBlock(Block):
+    """out = s(x) + ReLU(F(x)), F = W-BN-ReLU-W-BN: the branch can only add, never subtract."""
+
+    placement = "relu_before_add"
+
+    def make_branch(self, fin: int, fout: int, norm: Norm,
+                    generator: torch.Generator | None) -> list[nn.Module]:
+        return [_weight(fin, fout, generator), make_norm(norm, fout), nn.ReLU(),
+                _weight(fout, fout, generator), make_norm(norm, fout)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = torch.relu(self.branch(self.check_input(x)))  # (B, out)
+        return self.add_shortcut(x, f)
+
+
+class PreActivationBlock(Block):
+    """He et al. (2016b): out = s(x) + F(x), F = BN-ReLU-W-BN-ReLU-W; nothing after the add.
+
+    The stream between blocks is not normalized, so a projection shortcut has no BN here.
+    """
+
+    placement = "preact"
+    projection_norm = False
+
+    def make_branch(self, fin: int, fout: int, norm: Norm,
+                    generator: torch.Generator | None) -> list[nn.Module]:
+        return [make_norm(norm, fin), nn.ReLU(), _weight(fin, fout, generator),
+                make_norm(norm, fout), nn.ReLU(), _weight(fout, fout, generator)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.branch(self.check_input(x))  # (B, out)
+        return self.add_shortcut(x, f)
+
+
+BLOCKS: dict[Placement, type[Block]] = {
+    cls.placement: cls
+    for cls in (OriginalBlock, BNAfterAddBlock, ReLUBeforeAddBlock, PreActivationBlock)
+}
+
+
+def residual_block(
+    in_features: int,
+    out_features: int | None = None,
+    *,
+    placement: Placement = "original",
+    norm: Norm = "batchnorm",
+    shortcut: Shortcut = "auto",
+    generator: torch.Generator | None = None,
+) -> Block:
+    """A block of `placement` (see the module docstring); `shortcut="none"` makes it plain."""
+    check_choice("placement", placement, PLACEMENTS)
+    return BLOCKS[placement](in_features, out_features, norm=norm, shortcut=shortcut,
+                             generator=generator)
+
+
+def plain_block(
+    in_features: int,
+    out_features: int | None = None,
+    *,
+    placement: Placement = "original",
+    norm: Norm = "batchnorm",
+    generator: torch.Generator | None = None,
+) -> Block:
     """The same block without its shortcut: out = ReLU(F(x)) (post-activation) or F(x).
 
     With the shortcut term deleted, ``original``, ``bn_after_add`` and ``relu_before_add``
-    all compute the same function W-BN-ReLU-W-BN-ReLU; ``preact`` computes
-    BN-ReLU-W-BN-ReLU-W. A plain block has exactly the parameters of a residual block with an
-    identity shortcut.
+    all compute W-BN-ReLU-W-BN-ReLU; ``preact`` computes BN-ReLU-W-BN-ReLU-W. A plain block
+    has exactly the parameters of a residual block with an identity shortcut.
     """
-
-    has_shortcut = False
-
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int | None = None,
-        *,
-        placement: Placement = "original",
-        norm: str = "batch",
-    ) -> None:
-        super().__init__(in_features, out_features, placement=placement, norm=norm)
+    return residual_block(in_features, out_features, placement=placement, norm=norm,
+                          shortcut="none", generator=generator)
 
 
 class BlockNet(nn.Module):
@@ -222,12 +296,18 @@ class BlockNet(nn.Module):
 
     def __init__(self, stem: nn.Module, blocks: Iterable[nn.Module], head: nn.Module) -> None:
         super().__init__()
-        self.stem = stem
+        self.stem = check_module("stem", stem)
         self.blocks = nn.ModuleList(blocks)
-        self.head = head
+        self.head = check_module("head", head)
+        first = next((m for m in stem.modules() if isinstance(m, nn.Linear)), None)
+        self.in_features = None if first is None else first.in_features
 
-    def features(self, x: torch.Tensor, drop: Iterable[int] = ()) -> torch.Tensor:
+    def features(self, x: torch.Tensor, drop: int | Iterable[int] = ()) -> torch.Tensor:
         """The output of the last block (before the head), with blocks in `drop` deleted."""
+        check_float_tensor("x", x)
+        if self.in_features is not None and (x.dim() != 2 or x.shape[-1] != self.in_features):
+            raise ValueError(f"x must have shape (batch, {self.in_features}), got "
+                             f"{tuple(x.shape)}")
         dropped = self._check_drop(drop)
         h = self.stem(x)
         for i, block in enumerate(self.blocks):
@@ -235,24 +315,25 @@ class BlockNet(nn.Module):
                 h = block(h)
         return h
 
-    def forward(self, x: torch.Tensor, drop: Iterable[int] = ()) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, drop: int | Iterable[int] = ()) -> torch.Tensor:
+        """Logits of x, with the blocks in `drop` (an index or several) deleted."""
         return self.head(self.features(x, drop))
 
-    def _check_drop(self, drop: Iterable[int]) -> set[int]:
-        if isinstance(drop, int):
-            drop = (drop,)
+    def _check_drop(self, drop: int | Iterable[int]) -> set[int]:
+        indices = drop if isinstance(drop, Iterable) else (drop,)
         dropped = set()
-        for i in drop:
+        for i in indices:
             check_int("drop index", i)
             if i >= len(self.blocks):
                 raise ValueError(
                     f"drop index must be < {len(self.blocks)} (the number of blocks), got {i}"
                 )
             block = self.blocks[i]
-            if getattr(block, "in_features", None) != getattr(block, "out_features", None):
+            fin, fout = getattr(block, "in_features", None), getattr(block, "out_features", None)
+            if fin != fout:
                 raise ValueError(
-                    f"block {i} changes the width ({block.in_features} -> "
-                    f"{block.out_features}), so it cannot be deleted (replaced by h <- h)"
+                    f"block {i} changes the width ({fin} -> {fout}), so it cannot be deleted "
+                    "(replaced by h <- h)"
                 )
             dropped.add(i)
         return dropped
@@ -269,15 +350,16 @@ def depth_to_blocks(depth: int) -> int:
 
 
 def make_net(
-    kind: str,
+    kind: Kind,
     depth: int,
     width: int,
     in_features: int,
     classes: int,
     *,
     placement: Placement = "original",
-    norm: str = "batch",
+    norm: Norm = "batchnorm",
     zero_init_residual: bool = False,
+    generator: torch.Generator | None = None,
 ) -> BlockNet:
     """A plain or residual MLP classifier with `depth` weight layers, as in He et al. (2016a).
 
@@ -285,26 +367,32 @@ def make_net(
     (depth - 2) / 2 blocks of width `width` with identity shortcuts, then the head
     Linear(width, classes) (preceded by norm + ReLU in ``preact``, as in He et al. 2016b).
     `kind="plain"` deletes the shortcuts and nothing else. `zero_init_residual` starts every
-    branch at F = 0 (see `ResidualBlock.zero_init_branch_`): a residual net then starts as its
+    branch at F = 0 (see `Block.zero_init_branch_`): a residual net then starts as its
     shortcut path, a plain net as a constant map (zero weights give the zero map).
+    `generator` draws every weight (None: PyTorch's global generator).
     """
     check_choice("kind", kind, KINDS)
     n_blocks = depth_to_blocks(depth)
-    _check_features("width", width)
-    _check_features("in_features", in_features)
+    check_int("width", width, minimum=1)
+    check_int("in_features", in_features, minimum=1)
     check_int("classes", classes, minimum=2)
     check_choice("placement", placement, PLACEMENTS)
     check_choice("norm", norm, NORMS)
-    if not isinstance(zero_init_residual, bool):
-        raise TypeError(f"zero_init_residual must be a bool, got {type(zero_init_residual)}")
+    check_bool("zero_init_residual", zero_init_residual)
+    check_generator("generator", generator)
+    stem: nn.Module
+    head: nn.Module
     if placement == "preact":
-        stem: nn.Module = _linear(in_features, width)
-        head: nn.Module = nn.Sequential(_norm(norm, width), nn.ReLU(), nn.Linear(width, classes))
+        stem = _weight(in_features, width, generator)
+        head = nn.Sequential(make_norm(norm, width), nn.ReLU(),
+                             default_linear(width, classes, generator=generator))
     else:
-        stem = nn.Sequential(_linear(in_features, width), _norm(norm, width), nn.ReLU())
-        head = nn.Linear(width, classes)
-    cls = ResidualBlock if kind == "residual" else PlainBlock
-    blocks = [cls(width, width, placement=placement, norm=norm) for _ in range(n_blocks)]
+        stem = nn.Sequential(_weight(in_features, width, generator), make_norm(norm, width),
+                             nn.ReLU())
+        head = default_linear(width, classes, generator=generator)
+    shortcut: Shortcut = "auto" if kind == "residual" else "none"
+    blocks = [residual_block(width, width, placement=placement, norm=norm, shortcut=shortcut,
+                             generator=generator) for _ in range(n_blocks)]
     if zero_init_residual:
         for block in blocks:
             block.zero_init_branch_()

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 import torch
+from matplotlib.figure import Figure
 
-from lessons_lib._checks import check_float_tensor, check_int, check_positive
+from lessons_lib._checks import check_float_tensor, check_int, check_number, check_positive
 from lessons_lib.plotting import color, subplots
 
 STEP_NAMES = ("input", "centered", "normalized", "scaled & shifted")
@@ -51,24 +52,16 @@ class LNSteps:
 
 def _as_param(name: str, value: float | torch.Tensor, size: int) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
-        check_float_tensor(name, value)
+        check_float_tensor(name, value, min_ndim=0)
         if tuple(value.shape) not in ((size,), ()):
             raise ValueError(f"{name} must be a number or have shape ({size},), got "
                              f"{tuple(value.shape)}")
+        if not torch.isfinite(value).all():
+            raise ValueError(f"{name} must be finite, got {value}")
         return value.detach().to(torch.float64).expand(size).clone()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number or a tensor, got {type(value).__name__}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return torch.full((size,), float(value), dtype=torch.float64)
-
-
-def _check_finite_number(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return float(value)
+    return torch.full((size,), check_number(name, value), dtype=torch.float64)
 
 
 def ln_steps(
@@ -89,8 +82,10 @@ def ln_steps(
     check_float_tensor("x", x)
     if x.dim() != 1 or x.shape[0] < 2:
         raise ValueError(f"x must be one token of shape (C,) with C >= 2, got {tuple(x.shape)}")
-    shift = _check_finite_number("shift", shift)
-    scale = _check_finite_number("scale", scale)
+    if not torch.isfinite(x).all():
+        raise ValueError("x must be finite, got a token with NaN or infinity")
+    shift = check_number("shift", shift)
+    scale = check_number("scale", scale)
     check_positive("eps", eps, allow_zero=True)
     c = x.shape[0]
     g, b = _as_param("gamma", gamma, c), _as_param("beta", beta, c)
@@ -120,7 +115,7 @@ def _fmt(value: float, spread: float) -> str:
     return f"{value:.3g}"
 
 
-def plot_ln_steps(steps: LNSteps, *, annotate: bool = True):
+def plot_ln_steps(steps: LNSteps, *, annotate: bool = True) -> Figure:
     """Draw the four stages of `steps` as bar charts in one row; return the figure.
 
     Each panel marks the token's mean (solid line) and mean ± standard deviation (dotted),
@@ -185,6 +180,8 @@ class LNExplorer:
     def __init__(self, x: torch.Tensor | None = None) -> None:
         import ipywidgets as w
 
+        if x is not None:
+            check_float_tensor("x", x)
         self.x = example_token() if x is None else x.detach().to(torch.float64)
         ln_steps(self.x)  # validate x once, before building any widget
         style = {"description_width": "initial"}
@@ -210,6 +207,7 @@ class LNExplorer:
 
     @property
     def values(self) -> dict[str, float]:
+        """The sliders' current values, by name."""
         return {name: slider.value for name, slider in self.controls.items()}
 
     def _update(self, change: object = None) -> None:

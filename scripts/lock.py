@@ -44,7 +44,8 @@ def compile_pins(upgrade: bool) -> str:
 
 def requirement_lines(pins: str) -> list[str]:
     """The `name==version ; marker` lines, without uv's notes."""
-    return [ln.strip() for ln in pins.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    lines = (ln.strip() for ln in pins.splitlines())
+    return [ln for ln in lines if ln and not ln.startswith("#")]
 
 
 def environment_yml(lines: list[str]) -> str:

@@ -69,7 +69,10 @@ def test_digits_raw_and_seeds(digits):
 
 @pytest.mark.parametrize("kwargs, error", [({"test_size": 0}, ValueError),
                                            ({"test_size": 1797}, ValueError),
-                                           ({"test_size": "10"}, TypeError)])
+                                           ({"test_size": "10"}, TypeError),
+                                           ({"seed": "a"}, TypeError),
+                                           ({"seed": -1}, ValueError),
+                                           ({"standardize": "yes"}, TypeError)])
 def test_digits_reject_bad_arguments(kwargs, error):
     with pytest.raises(error):
         load_digits(**kwargs)
@@ -147,7 +150,10 @@ def test_padded_batch_is_reproducible():
 
 @pytest.mark.parametrize("lengths, kwargs, error", [
     ([], {}, ValueError),
-    ("abc", {}, ValueError),
+    ("abc", {}, TypeError),
+    (5, {}, TypeError),
+    ([2], {"scale": -1.0}, ValueError),  # as gaussian_sequences
+    ([2], {"offset": float("nan")}, ValueError),
     ([2, 0], {}, ValueError),
     ([2, 1.5], {}, TypeError),
     ([2], {"features": 0}, ValueError),
@@ -160,3 +166,26 @@ def test_padded_batch_rejects_bad_arguments(lengths, kwargs, error):
     args.update(kwargs)
     with pytest.raises(error):
         padded_batch(lengths, args.pop("features"), args.pop("generator"), **args)
+
+
+def test_padded_batch_takes_numpy_lengths():
+    import numpy as np
+
+    x, mask = padded_batch(np.array([3, 1]), 2, torch.Generator().manual_seed(0))
+    assert x.shape == (2, 3, 2) and mask.sum(1).tolist() == [3, 1]
+    with pytest.raises(ValueError, match="lengths must be one-dimensional"):
+        padded_batch(np.array([[3, 1]]), 2)
+
+
+def test_every_generator_argument_takes_none_for_the_global_generator():
+    torch.manual_seed(0)
+    a = (copy_task(2, 3, 5)[0], gaussian_sequences(2, 3, 4), padded_batch([2, 1], 3)[0])
+    torch.manual_seed(0)
+    b = (copy_task(2, 3, 5, None)[0], gaussian_sequences(2, 3, 4, None),
+         padded_batch([2, 1], 3, None)[0])
+    assert all(torch.equal(p, q) for p, q in zip(a, b, strict=True))
+    for call in (lambda: copy_task(2, 3, 5, generator=1),
+                 lambda: gaussian_sequences(2, 3, 4, generator="g"),
+                 lambda: padded_batch([2], 3, generator=3)):
+        with pytest.raises(TypeError, match="generator must be a torch.Generator or None"):
+            call()

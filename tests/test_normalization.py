@@ -6,11 +6,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from lessons_lib.normalization import (
+    NORMS,
     BatchNorm,
     LayerNorm,
     RMSNorm,
     batch_norm_forward,
     layer_norm_forward,
+    make_norm,
     norm_backward,
     normalize,
     normalize_explicit,
@@ -86,6 +88,101 @@ def test_batch_norm_module_matches_nn_batchnorm(gen):
     y = torch.randn(3, 6, generator=gen)
     torch.testing.assert_close(ours(y), theirs(y))
     torch.testing.assert_close(ours.running_var, theirs.running_var)
+    theirs.load_state_dict(ours.state_dict())  # the same parameters and buffers
+
+
+def test_batch_norm_module_pools_every_axis_but_the_last(gen):
+    x = 3.0 + torch.randn(4, 5, 6, generator=gen)
+    bn = BatchNorm(6)
+    out = bn(x)
+    assert out.shape == x.shape
+    torch.testing.assert_close(out, batch_norm_forward(x), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(bn.running_mean, 0.1 * x.reshape(-1, 6).mean(0))
+    # a (B, T, C) batch is normalized like the (B * T, C) matrix of its tokens
+    torch.testing.assert_close(BatchNorm(6)(x.reshape(20, 6)).reshape(4, 5, 6), out)
+
+
+def test_batch_norm_module_in_eval_mode_uses_the_running_statistics(gen):
+    bn = BatchNorm(3, eps=1e-3)
+    with torch.no_grad():
+        bn.running_mean.copy_(torch.tensor([1.0, -2.0, 0.5]))
+        bn.running_var.copy_(torch.tensor([4.0, 0.25, 1.0]))
+        bn.weight.copy_(torch.tensor([2.0, 1.0, -1.0]))
+        bn.bias.copy_(torch.tensor([0.0, 1.0, 3.0]))
+    x = torch.randn(2, 7, 3, generator=gen)
+    expected = (x - bn.running_mean) / torch.sqrt(bn.running_var + 1e-3) * bn.weight + bn.bias
+    torch.testing.assert_close(bn.eval()(x), expected)
+    torch.testing.assert_close(bn(x[:1, :1]), expected[:1, :1])  # one token works in eval
+
+
+@pytest.mark.parametrize("norm", NORMS)
+def test_make_norm_builds_each_layer_of_the_vocabulary(norm, gen):
+    layer = make_norm(norm, 8)
+    expected = {"layernorm": nn.LayerNorm, "rmsnorm": nn.RMSNorm, "batchnorm": BatchNorm,
+                "none": nn.Identity}[norm]
+    assert type(layer) is expected
+    x = 2.0 + 3.0 * torch.randn(4, 5, 8, generator=gen, dtype=torch.float64)
+    out = layer.double()(x)
+    assert out.shape == x.shape
+    reference = {
+        "layernorm": lambda: layer_norm_forward(x, eps=1e-5)[0],
+        "rmsnorm": lambda: rms_norm_forward(x, eps=1e-6)[0],
+        "batchnorm": lambda: batch_norm_forward(x, eps=1e-5),
+        "none": lambda: x,
+    }[norm]()
+    torch.testing.assert_close(out, reference, atol=1e-10, rtol=1e-10)
+
+
+def test_make_norm_options():
+    assert make_norm("layernorm", 4, eps=0.1).eps == 0.1
+    assert make_norm("rmsnorm", 4).eps == 1e-6
+    assert make_norm("layernorm", 4, bias=False).bias is None
+    assert make_norm("batchnorm", 4, bias=False).bias is None
+    assert sum(p.numel() for p in make_norm("batchnorm", 4).parameters()) == 8
+    made = make_norm(lambda n: nn.Dropout(0.1), 4)
+    assert isinstance(made, nn.Dropout)
+    with pytest.raises(ValueError, match="norm must be one of 'layernorm', 'rmsnorm', "
+                                         "'batchnorm', 'none'; got 'batch'"):
+        make_norm("batch", 4)
+    with pytest.raises(TypeError, match=r"norm\(features\) must return an nn.Module"):
+        make_norm(lambda n: None, 4)
+
+
+def test_explicit_backward_sees_an_in_place_change_of_its_input(gen):
+    # The cache goes through save_for_backward, so PyTorch's version check fires instead of
+    # the backward silently differentiating at the modified input.
+    x = torch.randn(3, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(5, generator=gen, dtype=torch.float64, requires_grad=True)
+    for kind in ("layernorm", "rmsnorm"):
+        h = x * 1.0  # a non-leaf copy that can be edited in place
+        out = normalize_explicit(h, kind, w)
+        with torch.no_grad():
+            h.mul_(3.0).add_(1.0)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            out.sum().backward()
+        wc = w * 1.0
+        out = normalize_explicit(x, kind, wc)
+        with torch.no_grad():
+            wc.zero_()
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            out.sum().backward()
+
+
+def test_modules_check_their_width_and_say_it_in_repr(gen):
+    for layer in (LayerNorm(8, elementwise_affine=False), RMSNorm(8), LayerNorm(8)):
+        assert repr(layer).startswith(f"{type(layer).__name__}(8, eps=")
+        with pytest.raises(ValueError, match="x must have 8 features in its last dimension"):
+            layer(torch.randn(2, 7, generator=gen))
+    with pytest.raises(ValueError, match="x must have 6 features"):
+        BatchNorm(6)(torch.randn(4, 5, generator=gen))
+
+
+def test_batch_norm_needs_both_running_buffers_or_neither():
+    x = torch.randn(8, 3)
+    with pytest.raises(ValueError, match="running_var is None but the other running buffer"):
+        batch_norm_forward(x, torch.zeros(3), None)
+    with pytest.raises(ValueError, match="running_mean is None but the other running buffer"):
+        batch_norm_forward(x, None, torch.ones(3))
 
 
 @pytest.mark.parametrize("kind", ["layernorm", "rmsnorm"])
@@ -201,7 +298,18 @@ def test_module_parameter_counts():
         (lambda: batch_norm_forward(torch.ones(3, 4), torch.zeros(5), torch.ones(5)), ValueError,
          r"running_mean must have shape \(4,\)"),
         (lambda: LayerNorm(4, eps=-1.0), ValueError, "eps must be >= 0"),
-        (lambda: BatchNorm(4, momentum=-0.1), ValueError, "momentum must be >= 0"),
+        (lambda: BatchNorm(4, momentum=-0.1), ValueError, r"momentum must be in \[0.0, 1.0\]"),
+        (lambda: BatchNorm(4, momentum=1.5), ValueError, r"momentum must be in \[0.0, 1.0\]"),
+        (lambda: batch_norm_forward(torch.ones(3, 4), momentum=1.5), ValueError,
+         r"momentum must be in \[0.0, 1.0\]"),
+        (lambda: LayerNorm(0), ValueError, "normalized_shape must be >= 1"),
+        (lambda: LayerNorm(-3), ValueError, "normalized_shape must be >= 1"),
+        (lambda: LayerNorm(8.0), TypeError, "normalized_shape must be an int"),
+        (lambda: BatchNorm(0), ValueError, "num_features must be >= 1"),
+        (lambda: layer_norm_forward(torch.ones(2, 0)), ValueError, "at least one feature"),
+        (lambda: normalize_explicit(torch.ones(2, 4), "batchnorm"), ValueError,
+         "kind must be one of"),
+        (lambda: norm_backward(torch.ones(2, 4), "cache"), TypeError, "cache must be"),
     ],
 )
 def test_bad_input_raises_clear_error(call, error, match):

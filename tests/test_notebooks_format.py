@@ -29,7 +29,12 @@ def test_structure(path):
     assert nb["metadata"]["kernelspec"]["name"] == "python3"
     cells = nb["cells"]
     assert cells[0]["cell_type"] == "markdown" and source(cells[0]).startswith("# ")
-    first_code = next(source(c) for c in cells if c["cell_type"] == "code")
+    # the generated Colab set-up cell (scripts/sync_notebooks.py) comes before the lesson's code
+    first_code = next(
+        source(c)
+        for c in cells
+        if c["cell_type"] == "code" and "colab-setup" not in c["metadata"].get("tags", [])
+    )
     assert "seed_everything(" in first_code and "use_style()" in first_code
     headings = [source(c) for c in cells if c["cell_type"] == "markdown"]
     text = "\n".join(headings)
@@ -116,3 +121,30 @@ def test_every_chinese_term_is_in_the_glossary():
                     if re.search(r"[\u4e00-\u9fff]", part) and part not in glossary:
                         missing.add(f"{part} ({path.name})")
     assert not missing, f"add to book/glossary.md: {sorted(missing)}"
+
+
+def _show_table_calls(code: str) -> list[str]:
+    """The text of each `show_table(...)` call in `code`, up to its closing parenthesis."""
+    calls = []
+    for match in re.finditer(r"\bshow_table\(", code):
+        depth, i = 1, match.end()
+        while i < len(code) and depth:
+            depth += {"(": 1, ")": -1}.get(code[i], 0)
+            i += 1
+        calls.append(code[match.start() : i])
+    return calls
+
+
+@pytest.mark.xfail(reason="lessons being captioned", strict=False)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_every_show_table_call_passes_caption_and_name(path):
+    missing = []
+    for i, cell in enumerate(load(path)["cells"]):
+        if cell["cell_type"] != "code":
+            continue
+        for call in _show_table_calls(source(cell)):
+            if not (re.search(r"\bcaption\s*=", call) and re.search(r"\bname\s*=", call)):
+                missing.append(f"cell {i}: {' '.join(call.split())[:80]}")
+    assert not missing, "show_table without caption= and name= (a numbered table):\n" + "\n".join(
+        missing
+    )

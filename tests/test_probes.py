@@ -134,3 +134,53 @@ def test_activation_drift_needs_two_calls_and_a_module():
         drift.drift  # noqa: B018
     with pytest.raises(TypeError):
         ActivationDrift(lambda t: t)
+
+
+def test_input_gradient_norms_of_a_first_layer_fed_with_data():
+    l1, l2 = _chain()
+    x = torch.tensor([[1.0, 1.0]])  # data: needs no grad, and stays untouched
+    norms = input_gradient_norms([l1, l2], lambda: l2(l1(x)).sum())
+    assert norms == pytest.approx([math.sqrt(73.0), 5.0])
+    assert not x.requires_grad and x.grad is None
+
+
+def test_input_gradient_norms_reject_bad_arguments():
+    l1, l2 = _chain()
+    x = torch.ones(1, 2)
+    with pytest.raises(ValueError, match="at least one module"):
+        input_gradient_norms([], lambda: l2(l1(x)).sum())
+    with pytest.raises(TypeError, match=r"layers\[0\] must be an nn.Module"):
+        input_gradient_norms([lambda t: t], lambda: l2(l1(x)).sum())
+    with pytest.raises(TypeError, match="forward must return a scalar torch.Tensor"):
+        input_gradient_norms([l2], lambda: 1.0)
+    with pytest.raises(ValueError, match="does not require grad"):
+        input_gradient_norms([l2], lambda: torch.ones(()))
+
+
+def test_a_reused_recorder_starts_afresh_and_cannot_nest():
+    layer = nn.Identity()
+    rec = ActivationRecorder({"id": layer})
+    with rec:
+        layer(torch.ones(2, 2))
+    with rec:
+        layer(torch.zeros(2, 2))
+        with pytest.raises(RuntimeError, match="already recording"):
+            rec.__enter__()
+    assert rec.stats["id"].mean == [0.0]  # the second run only
+    assert not layer._forward_hooks  # no hook leaked
+
+
+def test_a_reused_drift_probe_does_not_mix_runs_and_cannot_nest():
+    layer = nn.Identity()
+    probe = ActivationDrift(layer)
+    with probe:
+        layer(torch.zeros(2, 2))
+        layer(torch.full((2, 2), 10.0))
+    assert probe.drift == pytest.approx(10.0)
+    with probe:
+        layer(torch.zeros(2, 2))
+        layer(torch.ones(2, 2))
+        with pytest.raises(RuntimeError, match="already recording"):
+            probe.__enter__()
+    assert probe.drift == pytest.approx(1.0) and len(probe.means) == 2
+    assert not layer._forward_hooks

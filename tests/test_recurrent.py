@@ -151,3 +151,26 @@ def test_classifier_rejects_bad_num_classes():
 def test_rnn_rejects_bad_inputs(x, error):
     with pytest.raises(error):
         RNN(3, 4)(x)
+
+
+@pytest.mark.parametrize("x, h, match", [
+    (torch.zeros(2, 4), torch.zeros(2, 4), r"x_t must have shape \(batch, 3\)"),
+    (torch.zeros(2, 3), torch.zeros(2, 5), r"h must have shape \(batch, 4\)"),
+    (torch.zeros(2, 3), torch.zeros(3, 4), "same batch size"),
+    (torch.zeros(3), torch.zeros(4), r"x_t must have shape \(batch, 3\)"),
+])
+def test_cell_rejects_wrong_widths(x, h, match):
+    with pytest.raises(ValueError, match=match):
+        RecurrentCell(3, 4)(x, h)
+
+
+def test_classifier_generator_draws_every_weight():
+    def build(seed):
+        return RNNClassifier(3, 4, 2, generator=torch.Generator().manual_seed(seed))
+
+    a, b, c = build(1), build(1), build(2)
+    for (name, p), q, r in zip(a.named_parameters(), b.parameters(), c.parameters(),
+                               strict=True):
+        assert torch.equal(p, q), name
+        if name != "rnn.cell.bias":  # zero at the start
+            assert not torch.equal(p, r), name

@@ -7,28 +7,38 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lessons_lib.models import count_parameters
+from lessons_lib.normalization import NORMS
 from lessons_lib.residual import (
-    NORMS,
+    BLOCKS,
     PLACEMENTS,
+    Block,
     BlockNet,
-    PlainBlock,
+    BNAfterAddBlock,
+    OriginalBlock,
+    PreActivationBlock,
     Projection,
-    ResidualBlock,
-    count_parameters,
+    ReLUBeforeAddBlock,
     depth_to_blocks,
     make_net,
+    plain_block,
+    residual_block,
 )
 
 EPS = 1e-5  # nn.BatchNorm1d's default
 
 
 def _randomize_norms(module: nn.Module, gen: torch.Generator) -> None:
-    """Give every BN random gains, shifts and running statistics (so eval mode is not trivial)."""
+    """Give every norm random gains and shifts, and every BN random running statistics (so
+    neither eval mode nor a zero-initialized branch is trivially right)."""
     with torch.no_grad():
         for m in module.modules():
+            if isinstance(m, (nn.BatchNorm1d, nn.LayerNorm, nn.RMSNorm)):
+                n = m.weight.shape[0]
+                m.weight.copy_(1 + 0.3 * torch.randn(n, generator=gen))
+                if getattr(m, "bias", None) is not None:
+                    m.bias.copy_(0.3 * torch.randn(n, generator=gen))
             if isinstance(m, nn.BatchNorm1d):
-                m.weight.copy_(1 + 0.3 * torch.randn(m.num_features, generator=gen))
-                m.bias.copy_(0.3 * torch.randn(m.num_features, generator=gen))
                 m.running_mean.copy_(0.5 * torch.randn(m.num_features, generator=gen))
                 m.running_var.copy_(0.5 + torch.rand(m.num_features, generator=gen))
 
@@ -47,10 +57,10 @@ def _bn_eval(bn: nn.BatchNorm1d, x: torch.Tensor) -> torch.Tensor:
 def test_block_output_shapes(placement, norm, widths):
     fin, fout = widths
     x = torch.randn(5, fin)
-    for block in (ResidualBlock(fin, fout, placement=placement, norm=norm),
-                  PlainBlock(fin, fout, placement=placement, norm=norm)):
+    for block in (residual_block(fin, fout, placement=placement, norm=norm),
+                  plain_block(fin, fout, placement=placement, norm=norm)):
         assert block(x).shape == (5, fout)
-    assert ResidualBlock(fin, fout, placement=placement).shortcut.__class__ is (
+    assert residual_block(fin, fout, placement=placement).shortcut.__class__ is (
         nn.Identity if fin == fout else Projection)
 
 
@@ -71,7 +81,7 @@ def test_depth_to_blocks_counts_weight_layers():
 # --- what each placement computes, written out by hand -------------------------------------------
 
 
-def _manual_forward(block: ResidualBlock, x: torch.Tensor, with_shortcut: bool) -> torch.Tensor:
+def _manual_forward(block: Block, x: torch.Tensor, with_shortcut: bool) -> torch.Tensor:
     """The formulas of He et al. (2016b), Fig. 4, from the block's weights (eval mode)."""
     b = block.branch
     s = x if with_shortcut else torch.zeros(())
@@ -93,7 +103,7 @@ def _manual_forward(block: ResidualBlock, x: torch.Tensor, with_shortcut: bool) 
 def test_placements_compute_the_formulas(placement):
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(6, 8, generator=gen, dtype=torch.float64)
-    for cls, with_shortcut in ((ResidualBlock, True), (PlainBlock, False)):
+    for cls, with_shortcut in ((residual_block, True), (plain_block, False)):
         torch.manual_seed(2)
         block = cls(8, 8, placement=placement).double()
         _randomize_norms(block, gen)
@@ -103,7 +113,7 @@ def test_placements_compute_the_formulas(placement):
 
 
 def test_branch_layers_have_no_bias_and_he_init():
-    block = ResidualBlock(512, 512, placement="original")
+    block = residual_block(512, 512, placement="original")
     linears = [m for m in block.branch if isinstance(m, nn.Linear)]
     assert len(linears) == 2 and all(m.bias is None for m in linears)
     for m in linears:  # He-normal: std sqrt(2 / fan_in), within sampling error (512^2 draws)
@@ -113,8 +123,8 @@ def test_branch_layers_have_no_bias_and_he_init():
 def test_plain_and_residual_share_weights_and_differ_by_the_shortcut():
     gen = torch.Generator().manual_seed(3)
     x = torch.randn(6, 10, generator=gen)
-    plain = PlainBlock(10, placement="preact", norm="none")
-    res = ResidualBlock(10, placement="preact", norm="none")
+    plain = plain_block(10, placement="preact", norm="none")
+    res = residual_block(10, placement="preact", norm="none")
     res.load_state_dict(plain.state_dict())  # same keys: the identity shortcut has no parameters
     assert torch.allclose(res(x) - x, plain(x), atol=1e-6)
 
@@ -129,7 +139,9 @@ def test_zero_branch_gives_exact_identity_or_relu(norm, mode):
     x = torch.randn(32, 16, generator=gen)  # signed entries, so ReLU(x) != x
     expected = {"preact": x, "relu_before_add": x, "original": torch.relu(x)}
     for placement, want in expected.items():
-        block = ResidualBlock(16, placement=placement, norm=norm).zero_init_branch_()
+        block = residual_block(16, placement=placement, norm=norm)
+        _randomize_norms(block, gen)  # a zero gain with a nonzero shift would leave F = shift
+        block.zero_init_branch_()
         block.train(mode == "train")
         with torch.no_grad():
             assert torch.equal(block.branch(x), torch.zeros_like(x)), placement
@@ -138,7 +150,7 @@ def test_zero_branch_gives_exact_identity_or_relu(norm, mode):
 
 def test_zero_branch_with_bn_after_add_is_relu_of_bn_not_identity():
     x = torch.randn(32, 16, generator=torch.Generator().manual_seed(5))
-    block = ResidualBlock(16, placement="bn_after_add").zero_init_branch_().train()
+    block = residual_block(16, placement="bn_after_add").zero_init_branch_().train()
     out = block(x)
     assert torch.allclose(out, torch.relu(F.batch_norm(x, None, None, training=True)), atol=1e-6)
     assert not torch.allclose(out, x, atol=0.1)
@@ -146,7 +158,7 @@ def test_zero_branch_with_bn_after_add_is_relu_of_bn_not_identity():
 
 def test_zero_branch_with_projection_gives_the_projection():
     x = torch.randn(8, 6, generator=torch.Generator().manual_seed(6))
-    block = ResidualBlock(6, 10, placement="preact").zero_init_branch_()
+    block = residual_block(6, 10, placement="preact").zero_init_branch_()
     assert torch.equal(block(x), block.shortcut(x))
 
 
@@ -165,24 +177,24 @@ def test_zero_init_net_starts_as_identity_or_constant():
 def test_parameter_counts_by_hand(placement):
     d = 64
     # two d x d weight matrices, no biases, and two norms of 2d (gain, shift) each
-    assert count_parameters(PlainBlock(d, placement=placement)) == 2 * d * d + 4 * d
+    assert count_parameters(plain_block(d, placement=placement)) == 2 * d * d + 4 * d
     # an identity shortcut adds nothing
-    assert count_parameters(ResidualBlock(d, placement=placement)) == 2 * d * d + 4 * d
+    assert count_parameters(residual_block(d, placement=placement)) == 2 * d * d + 4 * d
     fin, fout = 64, 128
     branch = fin * fout + fout * fout + (2 * fin + 2 * fout if placement == "preact" else 4 * fout)
-    assert count_parameters(PlainBlock(fin, fout, placement=placement)) == branch
+    assert count_parameters(plain_block(fin, fout, placement=placement)) == branch
     # a projection adds fin * fout, plus a BN (2 * fout) except in the pre-activation placement
     proj = fin * fout + (0 if placement == "preact" else 2 * fout)
-    assert count_parameters(ResidualBlock(fin, fout, placement=placement)) == branch + proj
+    assert count_parameters(residual_block(fin, fout, placement=placement)) == branch + proj
 
 
 def test_projection_counts():
     assert count_parameters(Projection(64, 128)) == 64 * 128 + 2 * 128  # 8448: W_s and BN
     assert count_parameters(Projection(64, 128, bias=True)) == 64 * 128 + 128 + 2 * 128
     assert count_parameters(Projection(64, 128, norm="none")) == 64 * 128
-    forced = ResidualBlock(32, 32, shortcut="projection")
+    forced = residual_block(32, 32, shortcut="projection")
     assert isinstance(forced.shortcut, Projection)
-    assert count_parameters(forced) - count_parameters(PlainBlock(32)) == 32 * 32 + 2 * 32
+    assert count_parameters(forced) - count_parameters(plain_block(32)) == 32 * 32 + 2 * 32
 
 
 def test_net_parameter_count_by_hand_and_plain_equals_residual():
@@ -225,7 +237,7 @@ def test_drop_errors():
         net(x, drop=[-1])
     with pytest.raises(TypeError, match="drop index must be an int"):
         net(x, drop=[1.0])
-    widening = BlockNet(nn.Linear(20, 16), [ResidualBlock(16, 24)], nn.Linear(24, 5))
+    widening = BlockNet(nn.Linear(20, 16), [residual_block(16, 24)], nn.Linear(24, 5))
     with pytest.raises(ValueError, match="changes the width"):
         widening(x, drop=[0])
 
@@ -235,20 +247,22 @@ def test_drop_errors():
 
 def test_block_argument_errors():
     with pytest.raises(ValueError, match="in_features must be >= 1"):
-        ResidualBlock(0)
+        residual_block(0)
     with pytest.raises(TypeError, match="out_features must be an int"):
-        ResidualBlock(8, 8.0)
+        residual_block(8, 8.0)
     with pytest.raises(ValueError, match="placement must be one of"):
-        ResidualBlock(8, placement="post")
+        residual_block(8, placement="post")
     with pytest.raises(ValueError, match="norm must be one of"):
-        PlainBlock(8, norm="group")
+        plain_block(8, norm="group")
     with pytest.raises(ValueError, match="shortcut must be one of"):
-        ResidualBlock(8, shortcut="zero-pad")
+        residual_block(8, shortcut="zero-pad")
     with pytest.raises(ValueError, match="shortcut='identity' needs in_features == out_features"):
-        ResidualBlock(8, 16, shortcut="identity")
+        residual_block(8, 16, shortcut="identity")
     with pytest.raises(ValueError, match="norm must be one of"):
-        Projection(8, 16, norm="batchnorm")
-    block = ResidualBlock(8)
+        Projection(8, 16, norm="batch")
+    with pytest.raises(ValueError, match="norm must be one of"):
+        residual_block(8, norm="layer")
+    block = residual_block(8)
     with pytest.raises(ValueError, match=r"x must have shape \(batch, 8\)"):
         block(torch.randn(4, 9))
     with pytest.raises(ValueError, match=r"x must have shape \(batch, 8\)"):
@@ -270,5 +284,58 @@ def test_net_argument_errors():
         make_net("residual", 6, 8, 4, 3, placement="pre-ln")
     with pytest.raises(TypeError, match="zero_init_residual must be a bool"):
         make_net("residual", 6, 8, 4, 3, zero_init_residual=1)
-    with pytest.raises(TypeError, match="module must be an nn.Module"):
-        count_parameters([nn.Linear(2, 2)])
+    with pytest.raises(ValueError, match="norm must be one of"):
+        make_net("residual", 6, 8, 4, 3, norm="batch")
+    with pytest.raises(TypeError, match="generator must be a torch.Generator or None"):
+        make_net("residual", 6, 8, 4, 3, generator=1)
+
+
+# --- one class per placement, the norm vocabulary, generators -----------------------------------
+
+
+def test_each_placement_has_its_class():
+    expected = {"original": OriginalBlock, "bn_after_add": BNAfterAddBlock,
+                "relu_before_add": ReLUBeforeAddBlock, "preact": PreActivationBlock}
+    assert expected == BLOCKS
+    for placement, cls in BLOCKS.items():
+        block = residual_block(8, placement=placement)
+        assert type(block) is cls and block.placement == placement
+        assert type(plain_block(8, placement=placement)) is cls
+        assert plain_block(8, placement=placement).shortcut is None
+    assert "plain" in repr(plain_block(8)) and "residual" in repr(residual_block(8))
+
+
+@pytest.mark.parametrize("norm", NORMS)
+@pytest.mark.parametrize("placement", PLACEMENTS)
+def test_nets_take_every_norm_of_the_vocabulary(norm, placement):
+    net = make_net("residual", 6, 8, 4, 3, placement=placement, norm=norm)
+    assert net(torch.randn(5, 4)).shape == (5, 3)
+    if norm == "layernorm":
+        assert any(isinstance(m, nn.LayerNorm) for m in net.modules())
+
+
+def test_generator_makes_nets_reproducible_and_leaves_the_global_generator_alone():
+    torch.manual_seed(0)
+    a = make_net("residual", 8, 16, 4, 3, placement="preact", generator=torch.Generator()
+                 .manual_seed(1))
+    after = torch.randn(2)
+    torch.manual_seed(0)
+    b = make_net("residual", 8, 16, 4, 3, placement="preact", generator=torch.Generator()
+                 .manual_seed(1))
+    assert torch.equal(torch.randn(2), after)  # nothing was drawn from the global generator
+    for (name, p), q in zip(a.named_parameters(), b.parameters(), strict=True):
+        assert torch.equal(p, q), name
+    c = make_net("residual", 8, 16, 4, 3, placement="preact",
+                 generator=torch.Generator().manual_seed(2))
+    assert not torch.equal(a.stem.weight, c.stem.weight)
+    assert not torch.equal(a.head[-1].weight, c.head[-1].weight)  # the head too
+
+
+def test_blocks_without_a_generator_draw_like_before():
+    # the global generator draws the same weights as nn.Linear + kaiming_normal_, in order
+    torch.manual_seed(5)
+    block = residual_block(8, placement="original")
+    torch.manual_seed(5)
+    first = nn.Linear(8, 8, bias=False)
+    nn.init.kaiming_normal_(first.weight, nonlinearity="relu")
+    assert torch.equal(block.branch[0].weight, first.weight)

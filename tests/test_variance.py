@@ -76,6 +76,12 @@ def test_welford_merge_equals_whole_row():
         (lambda: welford_variance(torch.ones(2, 4), chunks=5), ValueError,
          "chunks must be <= the row length 4"),
         (lambda: welford_state(torch.ones(2, 0)), ValueError, "at least one value"),
+        (lambda: welford_variance(torch.ones(2, 0)), ValueError, "x must have at least one value"),
+        (lambda: naive_variance(torch.ones(2, 0)), ValueError, "x must have at least one value"),
+        (lambda: welford_merge(welford_state(torch.ones(2, 3)), "b"), TypeError,
+         "b must be a WelfordState"),
+        (lambda: welford_merge(welford_state(torch.ones(2, 3)), welford_state(torch.ones(3, 3))),
+         ValueError, "same rows"),
     ],
 )
 def test_bad_input_raises(call, error, match):

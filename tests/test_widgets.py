@@ -149,3 +149,5 @@ def test_explorer_defaults_and_bad_token():
     assert explorer.widget.children[1] is explorer.plot
     with pytest.raises(ValueError):
         ln_explorer(torch.ones(2, 3))
+    with pytest.raises(TypeError, match="x must be a torch.Tensor"):
+        LNExplorer([1.0, 2.0])
