@@ -42,7 +42,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -268,7 +268,7 @@ class Block(nn.Module):
 
     final_norm: ClassVar[bool] = True  # GPTConfig.final_norm's default for this placement
 
-    def __new__(cls, *args, **kwargs):
+    def __new__(cls, *args: Any, **kwargs: Any) -> Block:
         if cls is Block:  # dispatch on the placement; subclasses are built as usual
             config = args[0] if args else kwargs["config"]
             if not isinstance(config, GPTConfig):
@@ -462,7 +462,9 @@ def _check_fusable(config: GPTConfig, backend: str) -> None:
     check_choice("norm (for the fused kernel)", config.norm, ("layernorm", "rmsnorm"))
 
 
-def _fused_norm(config: GPTConfig, backend: str, residual_dtype: torch.dtype | None):
+def _fused_norm(
+    config: GPTConfig, backend: str, residual_dtype: torch.dtype | None
+) -> FusedAddNorm:
     return FusedAddNorm(
         config.n_embd, config.eps, norm=config.norm,  # type: ignore[arg-type]
         bias=config.bias and config.norm == "layernorm", backend=backend,  # type: ignore[arg-type]
