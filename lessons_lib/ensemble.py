@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from lessons_lib._checks import check_int, check_module, check_tensor
+from lessons_lib._checks import check_int, check_module, check_positive, check_tensor
 from lessons_lib.progress import progress_bar
 from lessons_lib.seeding import seed_everything
 from lessons_lib.training import History, Sampling, TrainConfig, lr_at, minibatches
@@ -216,6 +216,20 @@ def _member_grad_norms(params: Sequence[torch.Tensor], size: int) -> torch.Tenso
     return total.sqrt()
 
 
+def _lr_scale(member_lr: Sequence[float] | None, size: int, lr: float) -> torch.Tensor | None:
+    if member_lr is None:
+        return None
+    if isinstance(member_lr, (str, bytes)) or not isinstance(member_lr, Sequence):
+        raise TypeError(f"member_lr must be a sequence of learning rates, one per member, got "
+                        f"{type(member_lr).__name__}")
+    if len(member_lr) != size:
+        raise ValueError(f"member_lr must hold one learning rate per member ({size}), got "
+                         f"{len(member_lr)}")
+    for i, v in enumerate(member_lr):
+        check_positive(f"member_lr[{i}]", v)
+    return torch.tensor([float(v) / lr for v in member_lr])
+
+
 def train_ensemble(
     ens: Ensemble,
     batches: Sequence[Callable[[int], tuple[torch.Tensor, torch.Tensor]]],
@@ -223,6 +237,7 @@ def train_ensemble(
     *,
     loss_fn: LossFn = F.cross_entropy,
     callbacks: Sequence[Callable[[int, Ensemble], None]] = (),
+    member_lr: Sequence[float] | None = None,
 ) -> list[History]:
     """Train every member of `ens` in place, member k on `batches[k](step)` (an (inputs,
     targets) pair, as from `training.minibatches`); return one `History` per member.
@@ -232,6 +247,11 @@ def train_ensemble(
     per member. A member whose loss stops being finite is marked diverged (its history ends
     with NaN, as in `train`) and no longer trains; the loop stops when every member has.
     `callbacks` are called as `cb(step, ens)` after each optimizer step.
+
+    `member_lr` gives each member its own peak learning rate in place of `config.lr` (the
+    schedule keeps its shape). The optimizer's step is then scaled per member by
+    `member_lr[k] / config.lr`: exact for SGD (with momentum and weight decay), Adam and
+    AdamW, whose steps are proportional to the learning rate.
     """
     if not isinstance(ens, Ensemble):
         raise TypeError(f"ens must be an Ensemble, got {type(ens).__name__}")
@@ -253,6 +273,7 @@ def train_ensemble(
         if not callable(callback):
             raise TypeError(f"callbacks[{i}] must be a callable (step, ens), got "
                             f"{type(callback).__name__}")
+    scale = _lr_scale(member_lr, ens.size, config.lr)
     optimizer = _optimizer(ens, config)
     params = [p for p in ens.stacked_params if p.requires_grad]
     histories = [History() for _ in range(ens.size)]
@@ -279,14 +300,21 @@ def train_ensemble(
             losses[alive].sum().backward()
             norms = _member_grad_norms(params, ens.size)
             if config.grad_clip is not None:
-                scale = (config.grad_clip / (norms + 1e-6)).clamp(max=1.0)
+                clip = (config.grad_clip / (norms + 1e-6)).clamp(max=1.0)
                 for p in params:
                     if p.grad is not None:
-                        p.grad.mul_(scale.reshape(-1, *[1] * (p.dim() - 1)))
-            optimizer.step()
+                        p.grad.mul_(clip.reshape(-1, *[1] * (p.dim() - 1)))
+            if scale is None:
+                optimizer.step()
+            else:
+                before = [p.detach().clone() for p in params]
+                optimizer.step()
+                with torch.no_grad():
+                    for p, old in zip(params, before, strict=True):
+                        p.sub_(old).mul_(scale.reshape(-1, *[1] * (p.dim() - 1))).add_(old)
             for k in torch.nonzero(alive).flatten().tolist():
                 histories[k].loss.append(values[k].item())
-                histories[k].lr.append(lr)
+                histories[k].lr.append(lr if scale is None else lr * scale[k].item())
                 histories[k].grad_norm.append(norms[k].item())
             for callback in callbacks:
                 callback(step, ens)
@@ -296,7 +324,7 @@ def train_ensemble(
 
 def train_seeds(
     seeds: Sequence[int],
-    build: Callable[[], nn.Module],
+    build: Callable[[], nn.Module] | Sequence[Callable[[], nn.Module]],
     data: Sequence[torch.Tensor],
     *,
     batch_size: int,
@@ -304,6 +332,7 @@ def train_seeds(
     loss_fn: LossFn = F.cross_entropy,
     callbacks: Sequence[Callable[[int, Ensemble], None]] = (),
     sampling: Sampling = "iid",
+    member_lr: Sequence[float] | None = None,
 ) -> tuple[Ensemble, list[History]]:
     """`training.train_seeded` for every seed at once: one member per seed.
 
@@ -311,27 +340,40 @@ def train_seeds(
     the generator that seed returns, exactly as `train_seeded(seed, build, data, ...)` does;
     then `train_ensemble` trains the members together. `data` is (inputs, targets). Returns
     `(ensemble, histories)`, the histories in the order of `seeds`.
+
+    Several settings of one architecture can share an ensemble: `build` may be a sequence, one
+    builder per member (e.g. different weight scales; a seed may then repeat), and `member_lr`
+    gives each member its own learning rate (see `train_ensemble`).
     """
     if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence):
         raise TypeError(f"seeds must be a sequence of ints, got {type(seeds).__name__}")
     if not seeds:
         raise ValueError("seeds must hold at least one seed")
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be distinct, got {list(seeds)}")
-    if not callable(build) or isinstance(build, nn.Module):
-        raise TypeError(f"build must be a callable that returns a new model, got "
-                        f"{type(build).__name__}")
-    if not isinstance(data, (tuple, list)) or len(data) != 2:
-        raise TypeError("data must be a pair of tensors (inputs, targets)")
+    one_per_seed = isinstance(build, Sequence) and not isinstance(build, (str, bytes))
+    if one_per_seed:
+        builds = list(build)  # type: ignore[arg-type]
+        if len(builds) != len(seeds):
+            raise ValueError(f"build must hold one builder per seed ({len(seeds)}), got "
+                             f"{len(builds)}")
+    else:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be distinct, got {list(seeds)}")
+        builds = [build] * len(seeds)  # type: ignore[list-item]
+    for i, b in enumerate(builds):
+        if not callable(b) or isinstance(b, nn.Module):
+            where = f"build[{i}]" if one_per_seed else "build"
+            raise TypeError(f"{where} must be a callable that returns a new model, got "
+                            f"{type(b).__name__}")
     models: list[nn.Module] = []
     batches: list[Callable[[int], tuple[torch.Tensor, torch.Tensor]]] = []
-    for seed in seeds:
+    for seed, make in zip(seeds, builds, strict=True):
         gen = seed_everything(seed)
-        models.append(check_module("build()", build()))
+        models.append(check_module("build()", make()))
         pair = minibatches(*data, batch_size=batch_size, generator=gen, sampling=sampling)
         batches.append(pair)  # type: ignore[arg-type]  # two tensors in, pairs out
     ens = Ensemble(models)
-    return ens, train_ensemble(ens, batches, config, loss_fn=loss_fn, callbacks=callbacks)
+    return ens, train_ensemble(ens, batches, config, loss_fn=loss_fn, callbacks=callbacks,
+                               member_lr=member_lr)
 
 
 def member_outputs(ens: Ensemble, x: torch.Tensor, *, upto: int | None = None

@@ -419,6 +419,18 @@ CASES = [
         [0], nn.Linear(8, 2), (X, X), batch_size=2,
         config=training.TrainConfig(steps=1, progress=False)), TypeError,
          "build must be a callable that returns a new model"),
+    case(ensemble.train_ensemble, lambda: ensemble.train_ensemble(
+        ensemble.Ensemble([nn.Linear(8, 2)]), [lambda s: None],
+        training.TrainConfig(steps=1, progress=False), member_lr=[0.1, 0.2]), ValueError,
+         r"member_lr must hold one learning rate per member \(1\)"),
+    case(ensemble.train_ensemble, lambda: ensemble.train_ensemble(
+        ensemble.Ensemble([nn.Linear(8, 2)]), [lambda s: None],
+        training.TrainConfig(steps=1, progress=False), member_lr=[-0.1]), ValueError,
+         r"member_lr\[0\] must be > 0"),
+    case(ensemble.train_seeds, lambda: ensemble.train_seeds(
+        [0, 1], [lambda: nn.Linear(8, 2)], (X, X), batch_size=2,
+        config=training.TrainConfig(steps=1, progress=False)), ValueError,
+         r"build must hold one builder per seed \(2\)"),
     case(ensemble.train_seeds, lambda: ensemble.train_seeds(
         [], lambda: nn.Linear(8, 2), (X, X), batch_size=2,
         config=training.TrainConfig(steps=1, progress=False)), ValueError,

@@ -216,3 +216,23 @@ def test_a_model_is_not_an_ensemble_input():
         Ensemble(nn.Linear(2, 2))
     with pytest.raises(TypeError, match="models\\[1\\] must be a Sequential"):
         Ensemble([nn.Sequential(nn.Linear(2, 2)), nn.Linear(2, 2)])
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_member_learning_rates_and_builders_give_each_member_its_own_run(optimizer):
+    x, y = _data()
+    base = TrainConfig(steps=6, lr=0.02, optimizer=optimizer, weight_decay=0.05, **QUIET)
+    builds = [partial(make_mlp, 8, 16, 4, 3, norm="layernorm", weight_scale=s)
+              for s in (1.0, 2.0, 1.0)]
+    lrs = [0.02, 0.05, 0.005]
+    ens, histories = train_seeds([4, 4, 5], builds, (x, y), batch_size=16, config=base,
+                                 member_lr=lrs)
+    for k, (seed, build, lr) in enumerate(zip([4, 4, 5], builds, lrs, strict=True)):
+        config = TrainConfig(**{**base.__dict__, "lr": lr})
+        model, hist = train_seeded(seed, build, (x, y), batch_size=16, config=config)
+        assert histories[k].loss == pytest.approx(hist.loss, abs=1e-5)
+        assert histories[k].lr == pytest.approx(hist.lr)
+        for n, t in model.state_dict().items():
+            assert torch.allclose(ens.member(k).state_dict()[n], t, atol=1e-5), n
+    with pytest.raises(ValueError, match="seeds must be distinct"):
+        train_seeds([1, 1], builds[0], (x, y), batch_size=16, config=base)
