@@ -120,7 +120,7 @@ def test_wrong_answers_fail_their_graded_cell(path, monkeypatch):
     from nbclient import NotebookClient
 
     monkeypatch.setenv("TQDM_DISABLE", "1")
-    monkeypatch.delenv("LESSONS_PROGRESS", raising=False)  # live (and, with TQDM_DISABLE, silent) bars
+    monkeypatch.delenv("LESSONS_PROGRESS", raising=False)  # live bars, silenced by TQDM_DISABLE
     nb = nbformat.read(path, as_version=4)
     cells = [dict(c) for c in load(path)["cells"]]
     graded = graded_cells(cells)
