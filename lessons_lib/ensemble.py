@@ -93,10 +93,13 @@ class Ensemble(nn.Module):
         return self
 
     def _state(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        params = dict(zip(self.param_names, self.stacked_params, strict=True))
-        buffers = {name: getattr(self, f"stacked_buffer_{i}")
+        # read the modules' own tables (not attribute access, which is slow per call), so that
+        # .to() or .double() on the ensemble, which replace the tensors there, are followed
+        stacked = self.stacked_params._parameters.values()
+        params = dict(zip(self.param_names, stacked, strict=True))
+        buffers = {name: self._buffers[f"stacked_buffer_{i}"]
                    for i, name in enumerate(self.buffer_names)}
-        return params, buffers
+        return params, buffers  # type: ignore[return-value]
 
     def stacked(self, name: str) -> torch.Tensor:
         """The parameter or buffer `name` of every member (a name of the models, e.g.
@@ -312,10 +315,11 @@ def train_ensemble(
                 with torch.no_grad():
                     for p, old in zip(params, before, strict=True):
                         p.sub_(old).mul_(scale.reshape(-1, *[1] * (p.dim() - 1))).add_(old)
+            step_losses, step_norms = values.tolist(), norms.tolist()
             for k in torch.nonzero(alive).flatten().tolist():
-                histories[k].loss.append(values[k].item())
-                histories[k].lr.append(lr if scale is None else lr * scale[k].item())
-                histories[k].grad_norm.append(norms[k].item())
+                histories[k].loss.append(step_losses[k])
+                histories[k].lr.append(lr if scale is None else lr * float(scale[k]))
+                histories[k].grad_norm.append(step_norms[k])
             for callback in callbacks:
                 callback(step, ens)
             bar.update(1)
