@@ -10,6 +10,7 @@ Modules, one concept each:
 - `kernels`: the fused residual-add + LayerNorm/RMSNorm kernel (Triton optional);
 - `recurrent`: a small RNN cell with optional LayerNorm;
 - `training`: the training loop, minibatches, evaluation, and the seeded-run recipe;
+- `ensemble`: many seeds of one small model trained side by side in one batched pass;
 - `progress`: tqdm bars, with a static mode for the published book;
 - `probes`: gradient norms and activation statistics inside a network;
 - `data`: datasets that ship with scikit-learn or are generated (nothing is downloaded);

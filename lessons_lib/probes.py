@@ -1,4 +1,9 @@
-"""Probes that look inside a network: per-layer gradient norms and activation statistics."""
+"""Probes that look inside a network: per-layer gradient norms and activation statistics.
+
+`gradient_norms` and `input_gradient_norms` (one backward pass), `ActivationRecorder` (mean,
+std, RMS of chosen outputs), `ActivationDrift` (how far a layer's output moves per step) and
+`MeanTap` (the same measurement as a layer, for ensembles).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from lessons_lib._checks import check_bool, check_module
+from lessons_lib._checks import check_bool, check_int, check_module
 
 
 def gradient_norms(model: nn.Module, *, weights_only: bool = True) -> dict[str, float]:
@@ -200,3 +205,35 @@ class ActivationDrift:
                 f"drift needs at least 2 recorded training-mode calls, got {len(self.means)}"
             )
         return sum(steps) / len(steps)
+
+
+class MeanTap(nn.Module):
+    """An identity layer that keeps the per-unit batch mean of its input in its buffer `mean`.
+
+    At every training-mode call it stores the mean of x (..., features) over every axis but
+    the last, the quantity `ActivationDrift` records; eval-mode calls store nothing. Being a
+    layer with a buffer rather than a hook, it also works inside an `ensemble.Ensemble`, where
+    the buffer holds one mean per member (`ens.stacked("...tap.mean")`, shape (K, features)).
+    Insert it where the drift is measured, e.g. `model[5].add_module("tap", MeanTap(64))`.
+    """
+
+    mean: torch.Tensor
+
+    def __init__(self, features: int) -> None:
+        super().__init__()
+        self.features = check_int("features", features, minimum=1)
+        self.register_buffer("mean", torch.zeros(features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return x unchanged; in training mode, first store its per-unit batch mean."""
+        if not isinstance(x, torch.Tensor) or x.dim() < 1 or x.shape[-1] != self.features:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"x must have {self.features} features in its last dimension, "
+                             f"got {shape}")
+        if self.training:
+            with torch.no_grad():
+                self.mean.copy_(x.detach().reshape(-1, self.features).mean(dim=0))
+        return x
+
+    def extra_repr(self) -> str:
+        return str(self.features)

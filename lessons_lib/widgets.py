@@ -116,39 +116,44 @@ def _fmt(value: float, spread: float) -> str:
 
 
 def plot_ln_steps(steps: LNSteps, *, annotate: bool = True) -> Figure:
-    """Draw the four stages of `steps` as bar charts in one row; return the figure.
+    """Draw the four stages of `steps` as bar charts, two by two; return the figure.
 
     Each panel marks the token's mean (solid line) and mean ± standard deviation (dotted),
-    and states both under its axis. With `annotate`, each bar carries its value. Panels are
-    labelled (a)-(d) on their x-axis, so a caption can refer to them; the figure has no title.
+    and states both under its axis. With `annotate`, each bar carries its value, on a white
+    ground so that the lines behind it do not cross it. Panels are labelled (a)-(d) on their
+    x-axis, so a caption can refer to them; the figure has no title. Two panels per row keep
+    the labels readable in a book's text column.
     """
     if not isinstance(steps, LNSteps):
         raise TypeError(f"steps must be an LNSteps (from ln_steps), got {type(steps).__name__}")
     c = steps.x.shape[0]
-    fig, axes = subplots(1, 4)
+    fig, grid = subplots(2, 2, figsize=(6.4, 5.4))
+    axes = list(grid.flat)
     k = torch.arange(1, c + 1).numpy()
     colors = (color("none"), color("none"), color("layernorm"), color("rmsnorm"))
     for i, (ax, name, vals, col) in enumerate(zip(axes, STEP_NAMES, steps.tensors(), colors,
                                                   strict=True)):
         v = vals.numpy()
         mu, sd = float(v.mean()), float(v.std())
-        ax.bar(k, v, color=col, alpha=0.85)
-        ax.axhline(0.0, color="black", lw=0.8)
-        ax.axhline(mu, color="black", lw=1.5)
+        ax.bar(k, v, color=col, alpha=0.85, zorder=2)
+        ax.axhline(0.0, color="black", lw=0.8, zorder=1)
+        ax.axhline(mu, color="black", lw=1.5, zorder=1)
         for s in (mu - sd, mu + sd):
-            ax.axhline(s, color="black", lw=1.0, ls=":")
+            ax.axhline(s, color="black", lw=1.0, ls=":", zorder=1)
         lo, hi = min(v.min(), mu - sd, 0.0), max(v.max(), mu + sd, 0.0)
-        pad = 0.15 * (hi - lo) if hi > lo else 1.0
+        pad = 0.2 * (hi - lo) if hi > lo else 1.0
         ax.set_ylim(lo - pad, hi + pad)
         if annotate and c <= 16:
             for kk, vv in zip(k, v, strict=True):
-                ax.annotate(_fmt(vv, hi - lo), (kk, vv), ha="center", fontsize=7,
+                ax.annotate(_fmt(vv, hi - lo), (kk, vv), ha="center", fontsize=7, zorder=3,
                             va="bottom" if vv >= 0 else "top",
-                            xytext=(0, 2 if vv >= 0 else -2), textcoords="offset points")
+                            xytext=(0, 2 if vv >= 0 else -2), textcoords="offset points",
+                            bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none"})
         ax.set_xlabel(f"feature index\n({'abcd'[i]}) {name}: "
                       f"mean {_fmt(mu, sd)}, std {_fmt(sd, sd)}")
         ax.set_xticks(k if c <= 16 else k[:: max(1, c // 8)])
-    axes[0].set_ylabel("value (unitless)")
+    for ax in axes[::2]:
+        ax.set_ylabel("value (unitless)")
     return fig
 
 

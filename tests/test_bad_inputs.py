@@ -25,6 +25,7 @@ from lessons_lib import (  # noqa: E402
     data,
     diagrams,
     display,
+    ensemble,
     models,
     normalization,
     plotting,
@@ -302,6 +303,9 @@ CASES = [
          TypeError, "modules must be a dict"),
     case(probes.ActivationRecorder, lambda: probes.ActivationRecorder({}), ValueError,
          "modules must name at least one module"),
+    case(probes.MeanTap, lambda: probes.MeanTap(0), ValueError, "features must be >= 1"),
+    case(probes.MeanTap, lambda: probes.MeanTap(3)(X), ValueError,
+         "x must have 3 features in its last dimension"),
     case(probes.ActivationDrift, lambda: probes.ActivationDrift("layer"), TypeError,
          "module must be an nn.Module"),
     # --- data --------------------------------------------------------------------------------
@@ -382,6 +386,70 @@ CASES = [
          "x must be a torch.Tensor"),
     case(widgets.ln_explorer, lambda: widgets.ln_explorer(torch.ones(2, 3)), ValueError,
          "x must be one token"),
+    # --- ensemble ----------------------------------------------------------------------------
+    case(ensemble.Ensemble, lambda: ensemble.Ensemble(nn.Linear(2, 2)), TypeError,
+         "models must be a sequence of nn.Module"),
+    case(ensemble.Ensemble, lambda: ensemble.Ensemble([]), ValueError,
+         "models must hold at least one model"),
+    case(ensemble.Ensemble, lambda: ensemble.Ensemble([nn.Linear(2, 2), "layer"]), TypeError,
+         r"models\[1\] must be an nn.Module"),
+    case(ensemble.Ensemble, lambda: ensemble.Ensemble([nn.Linear(2, 2), nn.Linear(2, 3)]),
+         ValueError, r"models\[1\] must have the parameters and buffers of models\[0\]"),
+    case(ensemble.Ensemble, lambda: ensemble.Ensemble([nn.Linear(8, 2)] * 2)(X), ValueError,
+         r"x must have one entry per member in its first dimension, shape \(2, ...\)"),
+    case(ensemble.Ensemble, lambda: ensemble.Ensemble([nn.Linear(8, 2)]).stacked("w"),
+         ValueError, "name must be a parameter or buffer of the models"),
+    case(ensemble.Ensemble, lambda: ensemble.Ensemble([nn.Linear(8, 2)]).member(1), ValueError,
+         r"k must be < 1 \(the number of members\)"),
+    case(ensemble.Ensemble, lambda: ensemble.Ensemble([nn.Linear(8, 2)])(X[None], upto=1),
+         TypeError, "upto needs models that are an nn.Sequential"),
+    case(ensemble.Ensemble, lambda: ensemble.Ensemble([nn.Sequential(nn.Linear(8, 2))])(
+        X[None], upto=2), ValueError, "upto must be <= 1"),
+    case(ensemble.Ensemble, lambda: ensemble.Ensemble([nn.Linear(8, 2)]).losses(
+        X[None], torch.zeros(1, 4).long(), loss_fn="ce"), TypeError, "loss_fn must be a callable"),
+    case(ensemble.train_ensemble, lambda: ensemble.train_ensemble(nn.Linear(2, 2), []),
+         TypeError, "ens must be an Ensemble"),
+    case(ensemble.train_ensemble, lambda: ensemble.train_ensemble(
+        ensemble.Ensemble([nn.Linear(8, 2)] * 2), [lambda s: None]), ValueError,
+         r"batches must hold one batches function per member \(2\)"),
+    case(ensemble.train_ensemble, lambda: ensemble.train_ensemble(
+        ensemble.Ensemble([nn.Linear(8, 2)]), [None]), TypeError,
+         r"batches\[0\] must be a callable"),
+    case(ensemble.train_ensemble, lambda: ensemble.train_ensemble(
+        ensemble.Ensemble([nn.Linear(8, 2)]), [lambda s: None], {"steps": 1}), TypeError,
+         "config must be a TrainConfig"),
+    case(ensemble.train_seeds, lambda: ensemble.train_seeds(
+        [0, 0], lambda: nn.Linear(8, 2), (X, X), batch_size=2,
+        config=training.TrainConfig(steps=1, progress=False)), ValueError,
+         "seeds must be distinct"),
+    case(ensemble.train_seeds, lambda: ensemble.train_seeds(
+        [0], nn.Linear(8, 2), (X, X), batch_size=2,
+        config=training.TrainConfig(steps=1, progress=False)), TypeError,
+         "build must be a callable that returns a new model"),
+    case(ensemble.train_ensemble, lambda: ensemble.train_ensemble(
+        ensemble.Ensemble([nn.Linear(8, 2)]), [lambda s: None],
+        training.TrainConfig(steps=1, progress=False), member_lr=[0.1, 0.2]), ValueError,
+         r"member_lr must hold one learning rate per member \(1\)"),
+    case(ensemble.train_ensemble, lambda: ensemble.train_ensemble(
+        ensemble.Ensemble([nn.Linear(8, 2)]), [lambda s: None],
+        training.TrainConfig(steps=1, progress=False), member_lr=[-0.1]), ValueError,
+         r"member_lr\[0\] must be > 0"),
+    case(ensemble.train_seeds, lambda: ensemble.train_seeds(
+        [0, 1], [lambda: nn.Linear(8, 2)], (X, X), batch_size=2,
+        config=training.TrainConfig(steps=1, progress=False)), ValueError,
+         r"build must hold one builder per seed \(2\)"),
+    case(ensemble.train_seeds, lambda: ensemble.train_seeds(
+        [], lambda: nn.Linear(8, 2), (X, X), batch_size=2,
+        config=training.TrainConfig(steps=1, progress=False)), ValueError,
+         "seeds must hold at least one seed"),
+    case(ensemble.evaluate_members, lambda: ensemble.evaluate_members(
+        ensemble.Ensemble([nn.Linear(8, 2)]), X), TypeError,
+         r"batch must be a pair of tensors \(inputs, targets\)"),
+    case(ensemble.member_accuracy, lambda: ensemble.member_accuracy(
+        ensemble.Ensemble([nn.Linear(8, 2)]), X, torch.zeros(4)), TypeError,
+         "targets must hold integer class indices"),
+    case(ensemble.member_outputs, lambda: ensemble.member_outputs(nn.Linear(8, 2), X),
+         TypeError, "ens must be an Ensemble"),
     # --- seeding -----------------------------------------------------------------------------
     case(seeding.seed_everything, lambda: seeding.seed_everything(1.5), TypeError,
          "seed must be an int"),
@@ -407,7 +475,7 @@ def test_bad_input_raises_a_clear_error(c):
 
 
 MODULES = [normalization, variance, models, residual, recurrent, training, progress, probes,
-           data, stats, display, plotting, diagrams, widgets, seeding]
+           data, stats, display, plotting, diagrams, widgets, seeding, ensemble]
 # Plain records of results (no checks of their own: the functions that build them check),
 # and functions without arguments.
 NOT_PROBED = {
