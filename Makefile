@@ -31,7 +31,7 @@ NBVAL_ENV := ATEN_CPU_CAPABILITY=default
 timed = @start=$$(date +%s); $(2) || exit $$?; echo "[time] $(1): $$(( $$(date +%s) - start )) s"
 
 .PHONY: help install book test lint typecheck test-lib test-notebooks test-book test-browser \
-        test-assignments test-resolve lab release strip lock bench sync clean
+        test-assignments test-resolve lab release strip lock bench ptx-report sync clean
 
 help:
 	@echo "make book     build the book into _build/html (open _build/html/index.html)"
@@ -39,6 +39,7 @@ help:
 	@echo "make lab      open JupyterLab on the lessons with the course's environment"
 	@echo "make release  student release of the exercises into _build/nbgrader/release"
 	@echo "make bench    benchmark the fused kernel (GPU figures need a CUDA GPU)"
+	@echo "make ptx-report  compile the fused kernel for an H100 and print registers, spills, loads"
 	@echo "make strip    strip outputs from the notebooks before committing"
 	@echo "make sync     insert or update each lesson's Colab set-up cell (from _config.yml)"
 
@@ -116,6 +117,10 @@ release: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m lessons_lib.kernels.benchmark --out benchmarks/results.json
+
+# Compiles for sm_90a without a GPU; --write refreshes the copy lesson 08 shows.
+ptx-report: $(STAMP)
+	env -u TRITON_INTERPRET $(BIN)/python -m lessons_lib.kernels.ptx_report --write
 
 strip: $(STAMP)
 	$(BIN)/jupyter nbconvert --clear-output --inplace --log-level=WARN $(NOTEBOOKS)

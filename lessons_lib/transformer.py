@@ -3,6 +3,9 @@ causal or not, which initialization, plain PyTorch or the fused add + norm kerne
 
     Post-LN (Vaswani et al. 2017, BERT):    x = norm(x + sublayer(x))      no final norm
     Pre-LN  (GPT-2, Llama; Xiong et al.):   x = x + sublayer(norm(x))      final norm ln_f
+    Peri-LN (Gemma 2/3; Kim et al. 2025):   x = x + norm_out(sublayer(norm(x)))   ln_f
+    DeepNorm (DeepNet, Wang et al. 2022):   x = norm(alpha x + sublayer(x)),  beta-scaled init
+    ReZero (Bachlechner et al. 2020):       x = x + alpha sublayer(x), alpha = 0 at init, no norm
 
     config = GPTConfig(vocab_size=32, block_size=16, n_layer=6, placement="post")
     model = GPT(config)
@@ -13,7 +16,9 @@ causal or not, which initialization, plain PyTorch or the fused add + norm kerne
 subclass listed in `PLACEMENTS`; each norm a constructor in `NORMS`. To add a placement, write
 its subclass (its `forward`, any parameters it adds, `reset_parameters` if it initializes
 differently, its `final_norm` default) and add it to `PLACEMENTS`; `GPTConfig` then accepts
-its name. A norm is one entry in `NORMS`.
+its name. A norm is one entry in `NORMS`: "layernorm", "rmsnorm", or "dyt" (Dynamic Tanh,
+`DynamicTanh`, Zhu et al. 2025). `qk_norm=True` adds an RMSNorm over each head's queries and
+keys before their dot product (OLMo 2, Qwen3, Gemma 3).
 
 `GPT(config, fused_backend="reference" | "triton" | "auto")` is the same Pre-LN model with every
 residual add done inside the norm that follows it (`lessons_lib.kernels.FusedAddNorm`): same
@@ -37,7 +42,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -68,13 +73,14 @@ class GPTConfig:
     activation: str = "gelu"  # "gelu" (GPT-2) | "relu" (Vaswani et al., Xiong et al.'s lemmas)
     bias: bool = True  # biases in the Linear layers and in LayerNorm
     dropout: float = 0.0
-    norm: str = "layernorm"  # a key of NORMS: "layernorm" | "rmsnorm"
+    norm: str = "layernorm"  # a key of NORMS: "layernorm" | "rmsnorm" | "dyt"
     eps: float = 1e-5
-    placement: str = "pre"  # a key of PLACEMENTS: "post" | "pre"
+    placement: str = "pre"  # a key of PLACEMENTS: "post" | "pre" | "peri" | "deepnorm" | "rezero"
     final_norm: bool | None = None  # None: the placement's default (pre: True, post: False)
     causal: bool = True  # False: every token attends to every token (an encoder block)
     init: str = "gpt2"  # "gpt2" | "xavier", see the module docstring
     tie_weights: bool = False  # share lm_head's weight with the token embedding
+    qk_norm: bool = False  # RMSNorm on each head's queries and keys before q·kᵀ
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "mlp_ratio"):
@@ -97,6 +103,7 @@ class GPTConfig:
         if self.final_norm is None:  # frozen: set the resolved default once, here
             object.__setattr__(self, "final_norm", PLACEMENTS[self.placement].final_norm)
         _check_bool("final_norm", self.final_norm)
+        _check_bool("qk_norm", self.qk_norm)
         if self.tie_weights and self.init == "xavier":
             raise ValueError(
                 "tie_weights=True with init='xavier': the N(0, 1) token embedding would also be "
@@ -110,9 +117,44 @@ class GPTConfig:
 
 # --- norms and activations: one entry each -------------------------------------------------------
 
+
+class DynamicTanh(nn.Module):
+    """Dynamic Tanh (DyT, Zhu et al. 2025): y = γ ⊙ tanh(α x) + β, element by element.
+
+    α is one learnable scalar (starting at `alpha0`; 0.5 is the paper's default), γ and β are
+    per-feature like LayerNorm's gain and bias (1 and 0 at the start). No statistics are taken:
+    a token is squashed, not rescaled by its own size. For small α x the map is the straight
+    line γ α x + β; for large α x it saturates at γ sign(x) + β.
+    """
+
+    def __init__(self, normalized_shape: int, alpha0: float = 0.5, bias: bool = True) -> None:
+        super().__init__()
+        check_int("normalized_shape", normalized_shape, minimum=1)
+        self.alpha0 = check_positive("alpha0", alpha0)
+        self.alpha = nn.Parameter(torch.empty(()))  # one scalar for the whole layer
+        self.weight = nn.Parameter(torch.empty(normalized_shape))  # γ
+        _check_bool("bias", bias)
+        self.bias = nn.Parameter(torch.empty(normalized_shape)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.constant_(self.alpha, self.alpha0)
+        nn.init.ones_(self.weight)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.weight * torch.tanh(self.alpha * x)  # (..., C)
+        return y if self.bias is None else y + self.bias
+
+    def extra_repr(self) -> str:
+        return f"{self.weight.numel()}, alpha0={self.alpha0}, bias={self.bias is not None}"
+
+
 NORMS: dict[str, Callable[[GPTConfig], nn.Module]] = {
     "layernorm": lambda c: nn.LayerNorm(c.n_embd, eps=c.eps, bias=c.bias),
     "rmsnorm": lambda c: nn.RMSNorm(c.n_embd, eps=c.eps),
+    "dyt": lambda c: DynamicTanh(c.n_embd, bias=c.bias),
 }
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"gelu": nn.GELU, "relu": nn.ReLU}
 
@@ -140,6 +182,9 @@ class SelfAttention(nn.Module):
     """Multi-head self-attention: per head softmax(q kᵀ / sqrt(hs) + mask) v, then c_proj.
 
     The mask hides later tokens when `config.causal` (a decoder), nothing otherwise (an encoder).
+    With `config.qk_norm`, q and k are RMS-normalized over each head's hs features first (one
+    gain of size hs shared by the heads, as in Qwen3 and Gemma 3), so each logit is at most
+    sqrt(hs) max|g_q| max|g_k| in size, however large the weights grow.
     """
 
     def __init__(self, config: GPTConfig) -> None:
@@ -148,11 +193,18 @@ class SelfAttention(nn.Module):
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # q, k, v
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.resid_dropout = nn.Dropout(config.dropout)
+        self.q_norm: nn.Module | None = None
+        self.k_norm: nn.Module | None = None
+        if config.qk_norm:
+            self.q_norm = nn.RMSNorm(config.head_size, eps=config.eps)
+            self.k_norm = nn.RMSNorm(config.head_size, eps=config.eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, c = x.shape  # (B, T, C)
         q, k, v = self.c_attn(x).split(c, dim=2)  # 3 x (B, T, C)
         q, k, v = (z.view(b, t, self.n_head, c // self.n_head).transpose(1, 2) for z in (q, k, v))
+        if self.q_norm is not None and self.k_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)  # (B, nh, T, hs), each head on its own
         y = F.scaled_dot_product_attention(  # (B, nh, T, hs)
             q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=self.causal
         )
@@ -171,6 +223,9 @@ class SelfAttention(nn.Module):
         for layer in (self.c_attn, self.c_proj):
             if layer.bias is not None:
                 nn.init.zeros_(layer.bias)
+        for norm in (self.q_norm, self.k_norm):
+            if norm is not None:
+                _reset_norm(norm)
 
 
 class MLP(nn.Module):
@@ -213,7 +268,7 @@ class Block(nn.Module):
 
     final_norm: ClassVar[bool] = True  # GPTConfig.final_norm's default for this placement
 
-    def __new__(cls, *args, **kwargs):
+    def __new__(cls, *args: Any, **kwargs: Any) -> Block:
         if cls is Block:  # dispatch on the placement; subclasses are built as usual
             config = args[0] if args else kwargs["config"]
             if not isinstance(config, GPTConfig):
@@ -267,6 +322,103 @@ class PreLNBlock(Block):
 PLACEMENTS: dict[str, type[Block]] = {"post": PostLNBlock, "pre": PreLNBlock}
 
 
+# --- later designs: Peri-LN, DeepNorm, ReZero (lesson 09) ---------------------------------------
+
+
+class PeriLNBlock(Block):
+    """Peri-LN: a norm on each sublayer's input and another on its output, *before* the add.
+
+    The stream is never normalized (as in Pre-LN), but each sublayer adds a normalized update,
+    so the stream grows by a bounded step per sublayer however large the sublayer's output is.
+    Gemma 2/3 use it (their `post_attention_layernorm` and `post_feedforward_layernorm` are the
+    output norms). The output norm after the add, norm(x + F(norm(x))), is a different model:
+    that one normalizes the stream, like Post-LN.
+    """
+
+    final_norm = True
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__(config)
+        self.ln_1_out = make_norm(config)  # on the attention output
+        self.ln_2_out = make_norm(config)  # on the MLP output
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.ln_1_out(self.attn(self.ln_1(x)))  # (B, T, C)
+        x = x + self.ln_2_out(self.mlp(self.ln_2(x)))
+        return x
+
+    def reset_parameters(self, config: GPTConfig) -> None:
+        super().reset_parameters(config)
+        for name in ("ln_1_out", "ln_2_out"):  # not built yet when Block.__init__ calls this
+            if hasattr(self, name):
+                _reset_norm(getattr(self, name))
+
+
+class DeepNormBlock(Block):
+    """DeepNorm (DeepNet): Post-LN with the shortcut weighted up, x = norm(α x + sublayer(x)).
+
+    α = (2M)^(1/4) and β = (8M)^(-1/4), DeepNet's decoder-only values for M = n_layer blocks
+    (the encoder-only row has the same form). The init is the paper's whatever `config.init` says:
+    Xavier-normal matrices, with gain β for the value projection, the attention output
+    projection and both MLP layers, gain 1 for queries and keys; biases 0. The embeddings and
+    the output layer still follow `config.init`.
+    """
+
+    final_norm = False
+    alpha: float
+    beta: float
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.ln_1(self.alpha * x + self.attn(x))  # (B, T, C)
+        x = self.ln_2(self.alpha * x + self.mlp(x))
+        return x
+
+    def reset_parameters(self, config: GPTConfig) -> None:
+        super().reset_parameters(config)  # norms and biases
+        self.alpha = (2 * config.n_layer) ** 0.25  # the shortcut's weight
+        self.beta = (8 * config.n_layer) ** -0.25  # init gain of v, the output projection, the MLP
+        c, hidden = config.n_embd, config.mlp_ratio * config.n_embd
+        q, k, v = self.attn.c_attn.weight.split(c, dim=0)
+        with torch.no_grad():
+            for w, fan_in, fan_out, gain in (
+                (q, c, c, 1.0), (k, c, c, 1.0), (v, c, c, self.beta),
+                (self.attn.c_proj.weight, c, c, self.beta),
+                (self.mlp.c_fc.weight, c, hidden, self.beta),
+                (self.mlp.c_proj.weight, hidden, c, self.beta),
+            ):
+                _xavier_normal(w, fan_in, fan_out)
+                w.mul_(gain)
+
+
+class ReZeroBlock(Block):
+    """ReZero: no norm at all; one learnable scalar α per block scales both branches,
+    x = x + α F(x), and starts at 0, so every block begins as the identity.
+
+    ln_1 and ln_2 are identities (the placement has no norm); one α per block, shared by the
+    attention and the MLP, as in the paper's reference Transformer layer.
+    """
+
+    final_norm = False
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__(config)
+        self.ln_1, self.ln_2 = nn.Identity(), nn.Identity()
+        self.alpha = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.alpha * self.attn(x)  # (B, T, C)
+        x = x + self.alpha * self.mlp(x)
+        return x
+
+    def reset_parameters(self, config: GPTConfig) -> None:
+        super().reset_parameters(config)
+        if hasattr(self, "alpha"):  # not built yet when Block.__init__ calls this
+            nn.init.zeros_(self.alpha)
+
+
+PLACEMENTS.update(peri=PeriLNBlock, deepnorm=DeepNormBlock, rezero=ReZeroBlock)
+
+
 class FusedPreLNBlock(nn.Module):
     """`PreLNBlock` with each residual add moved into the norm that follows it.
 
@@ -310,7 +462,9 @@ def _check_fusable(config: GPTConfig, backend: str) -> None:
     check_choice("norm (for the fused kernel)", config.norm, ("layernorm", "rmsnorm"))
 
 
-def _fused_norm(config: GPTConfig, backend: str, residual_dtype: torch.dtype | None):
+def _fused_norm(
+    config: GPTConfig, backend: str, residual_dtype: torch.dtype | None
+) -> FusedAddNorm:
     return FusedAddNorm(
         config.n_embd, config.eps, norm=config.norm,  # type: ignore[arg-type]
         bias=config.bias and config.norm == "layernorm", backend=backend,  # type: ignore[arg-type]

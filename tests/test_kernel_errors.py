@@ -39,6 +39,9 @@ def test_mismatched_dtypes():
     half = X.half()
     _raises(TypeError, "residual", "float16", x=half, residual=X.bfloat16())
     _raises(TypeError, "residual_dtype", "float32", x=half, residual_dtype=torch.bfloat16)
+    # an fp32 residual into an fp16 stream: the message names both dtypes, and the fix
+    _raises(TypeError, "residual is torch.float32", "residual_dtype is torch.float16",
+            "residual_dtype=torch.float32", x=half, residual=X, residual_dtype=torch.float16)
     _raises(TypeError, "weight", "float16", x=half, weight=torch.ones(8, dtype=torch.bfloat16))
     _raises(TypeError, "bias", "float16", x=half, bias=torch.ones(8, dtype=torch.float64))
     # fp32 residual stream and fp32 parameters with fp16 activations are allowed
@@ -96,8 +99,13 @@ def test_module_arguments():
         FusedAddNorm(8, norm="groupnorm")
     with pytest.raises(ValueError, match="backend"):
         FusedAddNorm(8, backend="gpu")
+    with pytest.raises(ValueError, match="eps"):
+        FusedAddNorm(8, -1.0)
+    with pytest.raises(TypeError, match="positional"):
+        FusedAddNorm(8, 1e-5, "rmsnorm")  # options after eps are keyword-only
     module = FusedAddNorm(8, norm="rmsnorm")
-    assert module.bias is None and module.eps == 1e-6  # RMSNorm defaults: no bias, eps 1e-6
+    assert module.bias is None and module.eps is None  # nn.RMSNorm's defaults
+    assert FusedAddNorm(8).eps == 1e-5  # nn.LayerNorm's
     assert FusedAddNorm((8,), elementwise_affine=False).weight is None
 
 
@@ -122,6 +130,9 @@ def test_library_works_without_triton():
         y.sum().backward()
         y, h = k.FusedAddNorm(5)(x)
         assert bytes_model_results([64], [torch.float16])
+        from lessons_lib.kernels.compile_report_data import REPORT
+        assert REPORT["rows"]
+        assert "fused_add_norm_fwd" in str(torch.ops.lessons_lib.fused_add_norm_fwd)
         try:
             k.fused_add_norm(x, backend="triton")
         except ImportError as err:
@@ -187,5 +198,62 @@ def test_interpreter_switches_on_by_itself_without_a_gpu():
         assert interpreter_enabled()
         torch.testing.assert_close(y, torch.nn.functional.layer_norm(2 * x, (10,)))
         print("ok")
+    """)
+    assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-3000:]
+
+
+def test_undefined_masked_loads_show_a_missing_other():
+    """With the switch, a masked load without other= reads NaN in the masked lanes (as garbage
+    would on a GPU) and a sum over them is NaN; with other=0.0, or without the switch, it is
+    the right sum. Lanes that are not masked off are untouched."""
+    import triton
+    import triton.language as tl
+
+    from lessons_lib.kernels import undefined_masked_loads
+
+    @triton.jit
+    def row_sum(X, Out, N, BLOCK: tl.constexpr, USE_OTHER: tl.constexpr):
+        cols = tl.arange(0, BLOCK)
+        if USE_OTHER:
+            x = tl.load(X + cols, mask=cols < N, other=0.0)
+        else:
+            x = tl.load(X + cols, mask=cols < N)
+        tl.store(Out, tl.sum(x.to(tl.float32), axis=0))
+
+    for dtype in (torch.float32, torch.float16, torch.bfloat16):
+        x, out = torch.arange(10.0).to(dtype), torch.empty(1)
+        row_sum[(1,)](x, out, 10, BLOCK=16, USE_OTHER=False)
+        assert out.item() == 45.0, "the interpreter fills zeros by itself"
+        with undefined_masked_loads():
+            row_sum[(1,)](x, out, 10, BLOCK=16, USE_OTHER=False)
+            assert out.isnan().all(), f"{dtype}: masked lanes must read NaN"
+            row_sum[(1,)](x, out, 10, BLOCK=16, USE_OTHER=True)
+            assert out.item() == 45.0
+            full = torch.arange(16.0).to(dtype)
+            row_sum[(1,)](full, out, 16, BLOCK=16, USE_OTHER=False)  # no lane masked off
+            assert out.item() == 120.0
+        row_sum[(1,)](x, out, 10, BLOCK=16, USE_OTHER=False)
+        assert out.item() == 45.0, "the switch is off again after the block"
+
+
+def test_stand_ins_without_triton():
+    """Without Triton a lesson can still define (and read) a kernel; launching it says how to
+    install Triton."""
+    result = _python("""
+        import sys
+        sys.modules["triton"] = None
+        from lessons_lib.kernels import import_triton
+        triton, tl = import_triton()
+
+        @triton.jit
+        def copy_kernel(X, Y, N, BLOCK: tl.constexpr):
+            pass
+
+        assert triton.next_power_of_2(1000) == 1024 and triton.cdiv(10, 4) == 3
+        try:
+            copy_kernel[(1,)](None, None, 1, BLOCK=16)
+        except ImportError as err:
+            assert "pip install triton" in str(err), err
+            print("ok")
     """)
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-3000:]

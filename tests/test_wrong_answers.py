@@ -119,8 +119,8 @@ def test_wrong_answers_fail_their_graded_cell(path, monkeypatch):
     import nbformat
     from nbclient import NotebookClient
 
-    monkeypatch.setenv("TQDM_DISABLE", "1")
-    monkeypatch.setenv("LESSONS_PROGRESS", "0")
+    monkeypatch.setenv("TQDM_DISABLE", "1")  # no bars (LESSONS_PROGRESS has no "off" value)
+    monkeypatch.delenv("LESSONS_PROGRESS", raising=False)
     nb = nbformat.read(path, as_version=4)
     cells = [dict(c) for c in load(path)["cells"]]
     graded = graded_cells(cells)

@@ -2,15 +2,24 @@
 
     from lessons_lib.kernels import fused_add_norm, FusedAddNorm
     y, h = fused_add_norm(x, residual, weight, bias, norm="layernorm", backend="triton")
+    norm = FusedAddNorm(768, norm="rmsnorm")        # a drop-in for nn.RMSNorm, plus the add
+    y, h = norm(hidden, residual)
 
 Modules:
-- `api`: the public function and `nn.Module`, argument checks, autograd glue, and
-  the plain-PyTorch reference backend.
+- `api`: the public function and `nn.Module`, argument checks, the torch.library operators
+  (torch.compile / torch.export see one op) with their autograd, and the plain-PyTorch
+  reference backend.
 - `fused_add_norm_triton`: the Triton kernels (forward, backward) and their launchers. Needs
   Triton; imported only when the Triton backend runs.
-- `triton_support`: finding Triton, and `use_interpreter()`.
-- `bytes_model`: bytes moved per row, fused vs unfused (why fusion pays off).
+- `triton_support`: finding Triton, `use_interpreter()`, `undefined_masked_loads()` (masked
+  lanes read NaN, as garbage would on a GPU) and `import_triton()` (stand-ins without Triton).
+- `limits`: what the kernel accepts (64 KiB rows; fp16, bf16, fp32), known without Triton.
+- `bytes_model`: bytes moved per row, fused vs unfused vs eager PyTorch (why fusion pays off).
 - `benchmark`: `python -m lessons_lib.kernels.benchmark --out benchmarks/results.json`.
+- `ptx_report`: `python -m lessons_lib.kernels.ptx_report`, what the kernels compile to on an
+  H100 (registers, spills, shared memory, vector loads, programs per SM), without a GPU;
+  `compile_report_data` holds its last output for the lesson.
+- `source`: the kernels' source text, read from the file (no Triton needed).
 
 Running kernels on a CPU (Triton's interpreter), the switch:
 - Call `use_interpreter()` before anything imports Triton (first cell of a notebook, top of a
@@ -38,9 +47,11 @@ from lessons_lib.kernels.api import (
     fused_add_norm,
 )
 from lessons_lib.kernels.triton_support import (
+    import_triton,
     interpreter_enabled,
     require_triton,
     triton_available,
+    undefined_masked_loads,
     use_interpreter,
 )
 
@@ -49,8 +60,10 @@ __all__ = [
     "DEFAULT_EPS",
     "FusedAddNorm",
     "fused_add_norm",
+    "import_triton",
     "interpreter_enabled",
     "require_triton",
     "triton_available",
+    "undefined_masked_loads",
     "use_interpreter",
 ]
