@@ -3,7 +3,7 @@
 `draw_block(ax, layers, shortcut=..., after_add=...)` draws one plain or residual block in the
 style of He et al.'s figures: the input at the top, one box per layer, the addition (a circled
 plus) where the shortcut joins, what follows the addition, and the output. Lessons 04 and 05
-draw their schematics with it, so a residual block looks the same in every chapter.
+draw their schematics with it, so a residual block looks the same in every lesson.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Figure style shared by every lesson: captions live in the notebook, not in the plot.
 
-`use_style()` applies the style, `color(name)` gives a concept its colour in every chapter,
+`use_style()` applies the style, `color(name)` gives a concept its colour in every lesson,
 `subplots` sizes a figure, `label_panels` writes (a), (b), ... for the caption to refer to,
 `moving_average` smooths a loss curve, and `plot_loss_and_error` draws the two-panel figure of
 a training comparison (loss curves of every seed; final error per model).
@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 
 from lessons_lib._checks import check_bool, check_int
 
-# One colour per concept, so "LayerNorm" is the same colour in every chapter.
+# One colour per concept, so "LayerNorm" is the same colour in every lesson.
 COLORS: dict[str, str] = {
     "layernorm": "#1f77b4",
     "rmsnorm": "#17becf",
