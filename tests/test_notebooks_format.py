@@ -172,7 +172,7 @@ def test_each_outline_figure_and_table_is_named_once_in_a_caption():
                 for line in text.splitlines():
                     assert not (line.startswith("#") and "outline" in line), f"{where}: {line}"
             else:
-                captions += [c for c in _show_table_calls(text)]
+                captions += _show_table_calls(text)
             in_captions = [m for c in captions for m in OUTLINE_ITEM.findall(c)]
             assert len(in_captions) == len(OUTLINE_ITEM.findall(text + str(fig))), (
                 f"{where}: an outline label outside a caption"
@@ -180,7 +180,8 @@ def test_each_outline_figure_and_table_is_named_once_in_a_caption():
             for kind, n in in_captions:
                 seen.setdefault(f"{kind}{n}", []).append(where)
     expected = {f"{kind}{n}" for kind in "图表" for n in range(1, 15)}
-    assert set(seen) == expected, f"missing {expected - set(seen)}, unexpected {set(seen) - expected}"
+    missing, unexpected = expected - set(seen), set(seen) - expected
+    assert not missing and not unexpected, f"missing {missing}, unexpected {unexpected}"
     twice = {k: v for k, v in seen.items() if len(v) > 1}
     assert not twice, f"named more than once: {twice}"
 
