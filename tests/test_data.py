@@ -189,3 +189,21 @@ def test_every_generator_argument_takes_none_for_the_global_generator():
                  lambda: padded_batch([2], 3, generator=3)):
         with pytest.raises(TypeError, match="generator must be a torch.Generator or None"):
             call()
+
+
+def test_digits_file_read_matches_scikit_learns_loader_without_importing_it(raw, monkeypatch):
+    import subprocess
+    import sys
+
+    from lessons_lib import data
+
+    pixels, labels = data._digits_arrays()
+    assert torch.equal(torch.tensor(pixels, dtype=torch.float32), raw[0])
+    assert torch.equal(torch.tensor(labels), raw[1]) and labels.dtype.kind == "i"
+    code = "import sys, lessons_lib.data as d; d.load_digits(); print('sklearn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", "load_digits imported scikit-learn (2.5 s) needlessly"
+    # where scikit-learn keeps no data file, its loader gives the same arrays
+    monkeypatch.setattr(data.importlib.util, "find_spec", lambda name: None)
+    fb_pixels, fb_labels = data._digits_arrays()
+    assert (fb_pixels == pixels).all() and (fb_labels == labels).all()
