@@ -44,17 +44,45 @@ def check_resolution(resolved: dict[str, str], where: str) -> None:
     assert resolved["torch"].startswith("2.13.0"), where
 
 
+def _uv_command(platform: str, python: str, out) -> list[str]:
+    return [sys.executable, "-m", "uv", "pip", "compile", "pyproject.toml", "--extra", "dev",
+            "-c", "requirements/constraints.txt", "--python-platform", PLATFORMS[platform][0],
+            "--python-version", python, "--only-binary", ":all:", "--no-config",
+            "--index-url", PYPI, "--no-header", "--no-annotate", "--quiet", "-o", str(out)]
+
+
+def _pip_command(report) -> list[str]:
+    return [sys.executable, "-m", "pip", "--isolated", "install", "--dry-run", "--ignore-installed",
+            "--quiet", "--index-url", PYPI, "--report", str(report),
+            "-c", "requirements/constraints.txt", "-e", ".[dev]"]
+
+
+@pytest.fixture(scope="module")
+def resolutions(tmp_path_factory) -> dict[str, tuple[int, str, object]]:
+    """Every resolution, started at once (they wait on the network, not on the CPU):
+    target -> (return code, stderr, the output file)."""
+    tmp = tmp_path_factory.mktemp("resolve")
+    commands = {}
+    for platform, python in TARGETS:
+        out = tmp / f"{platform}-{python}.txt"
+        env = dict(os.environ, UV_NO_CONFIG="1", **PLATFORMS[platform][1])
+        commands[f"{platform}-py{python}"] = (_uv_command(platform, python, out), env, out)
+    report = tmp / "pip-report.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    commands["pip"] = (_pip_command(report), env, report)
+    jobs = {}
+    for key, (cmd, env, out) in commands.items():
+        log = tmp / f"{key}.stderr"  # a file, not a pipe: a full pipe would block the job
+        with log.open("w") as stderr:
+            jobs[key] = (subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                          stderr=stderr), log, out)
+    return {key: (job.wait(), log.read_text(), out) for key, (job, log, out) in jobs.items()}
+
+
 @pytest.mark.parametrize(("platform", "python"), TARGETS, ids=[f"{p}-py{v}" for p, v in TARGETS])
-def test_pins_resolve_for_platform(platform, python, tmp_path):
-    target, extra_env = PLATFORMS[platform]
-    out = tmp_path / "resolved.txt"
-    cmd = [sys.executable, "-m", "uv", "pip", "compile", "pyproject.toml", "--extra", "dev",
-           "-c", "requirements/constraints.txt", "--python-platform", target,
-           "--python-version", python, "--only-binary", ":all:", "--no-config",
-           "--index-url", PYPI, "--no-header", "--no-annotate", "--quiet", "-o", str(out)]
-    env = dict(os.environ, UV_NO_CONFIG="1", **extra_env)
-    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, f"{platform}, Python {python}: no resolution\n{result.stderr}"
+def test_pins_resolve_for_platform(platform, python, resolutions):
+    returncode, stderr, out = resolutions[f"{platform}-py{python}"]
+    assert returncode == 0, f"{platform}, Python {python}: no resolution\n{stderr}"
     resolved = {}
     for line in out.read_text().splitlines():
         if line.strip() and not line.startswith("#"):
@@ -65,14 +93,9 @@ def test_pins_resolve_for_platform(platform, python, tmp_path):
     assert has_triton == platform.startswith("linux"), f"{platform}: Triton is for Linux only"
 
 
-def test_pip_resolves_the_pins_from_pypi_alone(tmp_path):
-    report = tmp_path / "report.json"
-    cmd = [sys.executable, "-m", "pip", "--isolated", "install", "--dry-run", "--ignore-installed",
-           "--quiet", "--index-url", PYPI, "--report", str(report),
-           "-c", "requirements/constraints.txt", "-e", ".[dev]"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
-    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, f"pip found no resolution from PyPI:\n{result.stderr}"
+def test_pip_resolves_the_pins_from_pypi_alone(resolutions):
+    returncode, stderr, report = resolutions["pip"]
+    assert returncode == 0, f"pip found no resolution from PyPI:\n{stderr}"
     installs = json.loads(report.read_text())["install"]
     resolved = {_name(i["metadata"]["name"]): i["metadata"]["version"] for i in installs}
     resolved.pop("lessons-lib")
