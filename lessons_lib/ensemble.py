@@ -35,7 +35,14 @@ from torch.func import functional_call, stack_module_state, vmap
 from lessons_lib._checks import check_int, check_module, check_positive, check_tensor
 from lessons_lib.progress import progress_bar
 from lessons_lib.seeding import seed_everything
-from lessons_lib.training import History, Sampling, TrainConfig, lr_at, minibatches
+from lessons_lib.training import (
+    History,
+    Sampling,
+    TrainConfig,
+    lr_at,
+    make_optimizer,
+    minibatches,
+)
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -196,19 +203,11 @@ def _shapes(model: nn.Module) -> list[tuple[str, tuple[int, ...]]]:
 
 
 def _optimizer(ens: Ensemble, config: TrainConfig) -> torch.optim.Optimizer:
-    # The rules of training.make_optimizer, one axis up: a member's weight matrix is (K, out, in).
+    # training.make_optimizer's rules, one axis up: a member's weight matrix is (K, out, in)
     params = [p for p in ens.stacked_params if p.requires_grad]
     if not params:
         raise ValueError("ens has no trainable parameters (none requires grad)")
-    groups = [
-        {"params": [p for p in params if p.dim() >= 3], "weight_decay": config.weight_decay},
-        {"params": [p for p in params if p.dim() < 3], "weight_decay": 0.0},
-    ]
-    groups = [g for g in groups if g["params"]]
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, foreach=True)
-    cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
-    return cls(groups, lr=config.lr, betas=config.betas, foreach=True)
+    return make_optimizer(params, config, stacked_dims=1)
 
 
 def _member_grad_norms(params: Sequence[torch.Tensor], size: int) -> torch.Tensor:

@@ -131,14 +131,18 @@ def lr_at(step: int, config: TrainConfig) -> float:
     return config.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def make_optimizer(params: Iterable[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(params: Iterable[nn.Parameter], config: TrainConfig, *,
+                   stacked_dims: int = 0) -> torch.optim.Optimizer:
     """The optimizer of `config` over `params`, with weight decay on weight matrices only.
 
     As in nanoGPT: parameters with two or more dimensions (Linear weights, embeddings) decay;
     biases and normalization gains (one dimension) do not, since shrinking a gain toward 0
-    undoes the normalization rather than regularizing the model.
+    undoes the normalization rather than regularizing the model. `stacked_dims` leading axes
+    stack several models' parameters (`lessons_lib.ensemble`: a weight matrix is (K, out, in))
+    and do not count.
     """
     _check_config(config)
+    check_int("stacked_dims", stacked_dims, minimum=0)
     params = list(params)
     for i, p in enumerate(params):
         if not isinstance(p, torch.Tensor):
@@ -147,8 +151,9 @@ def make_optimizer(params: Iterable[nn.Parameter], config: TrainConfig) -> torch
     if not params:
         raise ValueError("params is empty: the model has no trainable parameters")
     groups = [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": config.weight_decay},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        {"params": [p for p in params if p.dim() - stacked_dims >= 2],
+         "weight_decay": config.weight_decay},
+        {"params": [p for p in params if p.dim() - stacked_dims < 2], "weight_decay": 0.0},
     ]
     groups = [g for g in groups if g["params"]]
     if config.optimizer == "sgd":
