@@ -64,6 +64,12 @@ def test_bib_entries_are_unique_and_complete():
     for key, body in entries:
         for field in ("author", "title", "year"):
             assert re.search(rf"^\s*{field}\s*=", body, flags=re.M), f"{key} lacks {field}"
+        # "A and others" is cited as "A and others, 2025": name three authors before "others"
+        # so the author-year style writes "A et al."
+        authors = re.search(r"^\s*author\s*=\s*\{(.*)\},?$", body, flags=re.M)
+        names = [n.strip() for n in authors.group(1).split(" and ")] if authors else []
+        if "others" in names:
+            assert len(names) >= 4, f"{key}: name at least three authors before 'others'"
 
 
 def test_config_sets_strict_execution_and_the_repository_once():
